@@ -1,0 +1,1 @@
+from . import unigram_skipgram_l1  # noqa: F401

@@ -1,0 +1,53 @@
+"""Marginal statistics of unit sequences for speech2sign-U's GAN-free objective (eq. 8-11).
+
+All functions take padded batches and a validity mask and are vectorised over the batch.
+Real statistics come from unit ids by counting; generated statistics are expectations under
+the generator's per-token posteriors. For unit-id speech input the generated statistics are
+the speech units' own statistics pushed through the posterior matrix G (eq. 8 and 10), which
+costs |X|^2 |Y| instead of B T |Y|^2.
+"""
+import torch
+from torch import Tensor
+
+
+def unit_positional_unigram(units: Tensor, valid: Tensor, num_units: int) -> Tensor:
+    """units, valid: (B, T) -> (T, num_units), row i the unit distribution at position i
+    over the sentences that have one (all-zero rows where none has)."""
+    T = units.shape[1]
+    pos = torch.arange(T, device=units.device).expand_as(units)
+    flat = (pos * num_units + units)[valid]
+    counts = torch.bincount(flat, minlength=T * num_units).view(T, num_units).to(torch.float32)
+    return counts / counts.sum(-1, keepdim=True).clamp(min=1)
+
+
+def unit_skipgram(units: Tensor, valid: Tensor, num_units: int, k: int) -> Tensor:
+    """Joint distribution of (z_i, z_{i+k}) over all valid pairs in the batch (eq. 9):
+    (num_units, num_units), zeros when no sentence is longer than k."""
+    pair = valid[:, :-k] & valid[:, k:]
+    flat = (units[:, :-k] * num_units + units[:, k:])[pair]
+    counts = torch.bincount(flat, minlength=num_units * num_units).view(num_units, num_units).to(torch.float32)
+    return counts / counts.sum().clamp(min=1)
+
+
+def expected_positional_unigram(probs: Tensor, valid: Tensor) -> Tensor:
+    """probs (B, T, V), valid (B, T) -> (T, V) mean posterior at each position."""
+    m = valid.to(probs.dtype)
+    return (probs * m[..., None]).sum(0) / m.sum(0).clamp(min=1)[:, None]
+
+
+def expected_skipgram(probs: Tensor, valid: Tensor, k: int) -> Tensor:
+    """Mean outer product of the posteriors k steps apart: (V, V)."""
+    pair = (valid[:, :-k] & valid[:, k:]).to(probs.dtype)
+    joint = torch.einsum("btv,btw->vw", probs[:, :-k] * pair[..., None], probs[:, k:])
+    return joint / pair.sum().clamp(min=1)
+
+
+def positions_present(valid: Tensor) -> Tensor:
+    """(T,) which positions at least one sentence of the batch reaches."""
+    return valid.any(dim=0)
+
+
+def code_perplexity(probs: Tensor, valid: Tensor) -> Tensor:
+    """Perplexity of the batch-mean posterior: how many sign units the generator uses."""
+    mean = probs[valid].mean(0)
+    return torch.exp(-(mean * torch.log(mean.clamp(min=1e-12))).sum())

@@ -1,0 +1,39 @@
+"""Writers that never leave a half-written file: write to a temporary name, then rename."""
+import contextlib
+import os
+from collections import Counter
+from typing import Iterable, Sequence
+
+
+@contextlib.contextmanager
+def atomic_open(path: str, mode: str = "w", **kwargs):
+    """Open a temporary sibling of `path`; it replaces `path` only if the block finishes."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, mode, **kwargs) as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_lines(path: str, lines: Iterable[str]) -> None:
+    with atomic_open(path, encoding="utf-8") as f:
+        for line in lines:
+            f.write(line + "\n")
+
+
+def write_unit_sentences(path: str, sentences: Iterable[Sequence]) -> None:
+    write_lines(path, (" ".join(map(str, s)) for s in sentences))
+
+
+def write_dictionary(path: str, sentences: Iterable[Sequence], symbols: Sequence = ()) -> None:
+    """fairseq dictionary (`symbol count`, most frequent first) of the symbols in `sentences`,
+    plus `symbols` that did not occur (count 0), so every possible unit has an index."""
+    counts = Counter(str(u) for s in sentences for u in s)
+    for sym in symbols:
+        counts.setdefault(str(sym), 0)
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    write_lines(path, (f"{sym} {n}" for sym, n in ordered))

@@ -1,0 +1,107 @@
+"""DTW retrieval between generated sign posteriors and sign unit sequences (speech2sign-U eq. 13).
+
+Sim(X, Y) = -DTW(G(X), Y) / L with cosine distance between frames and L the length of Y.
+Speech-to-sign (A->V) ranks the sign sequences for each speech query; sign-to-speech (V->A)
+ranks the speech sequences for each sign query; both read the same similarity matrix.
+"""
+from typing import Dict, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .dtw import dtw_distance
+
+RECALL_KS = (1, 5, 10)
+
+
+def pad_sequences(seqs: Sequence[Tensor], pad_value: float = 0.0):
+    """List of (T_i, ...) tensors -> (B, T_max, ...) padded tensor and (B,) lengths."""
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    out = seqs[0].new_full((len(seqs), int(lengths.max()), *seqs[0].shape[1:]), pad_value)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = s
+    return out, lengths
+
+
+def cosine_cost(queries: Tensor, candidates: Tensor) -> Tensor:
+    """Pairwise frame cosine distances. queries (Q, T, V), candidates (C, S, V) -> (Q, C, T, S)."""
+    q = F.normalize(queries, dim=-1, eps=1e-8)
+    c = F.normalize(candidates, dim=-1, eps=1e-8)
+    return 1.0 - torch.einsum("qtv,csv->qcts", q, c)
+
+
+def unit_cosine_cost(queries: Tensor, units: Tensor) -> Tensor:
+    """cosine_cost against one-hot sign units given as ids, without building the one-hots.
+    queries (Q, T, V), units (C, S) long -> (Q, C, T, S)."""
+    q = F.normalize(queries, dim=-1, eps=1e-8)
+    C, S = units.shape
+    picked = q[:, :, units.reshape(-1)].reshape(q.shape[0], q.shape[1], C, S)  # (Q, T, C, S)
+    return 1.0 - picked.permute(0, 2, 1, 3)
+
+
+def dtw_similarity(
+    gen_probs: Tensor,
+    gen_lengths: Tensor,
+    sign_frames: Tensor,
+    sign_lengths: Tensor,
+    max_cells: int = 2**25,
+) -> Tensor:
+    """Similarity of every (speech, sign) pair.
+
+    gen_probs: (Q, T, V) generator posteriors G(X) of the speech queries, padded;
+    sign_frames: (C, S, V) sign frame features, or (C, S) sign unit ids (one-hot frames), padded.
+    Returns (Q, C): -DTW / sign length. Queries are processed in chunks of at most
+    ``max_cells`` cost-matrix cells so memory stays bounded on large splits.
+    """
+    Q, T, _ = gen_probs.shape
+    C, S = sign_frames.shape[:2]
+    cost_fn = unit_cosine_cost if sign_frames.ndim == 2 else cosine_cost
+    sign_lengths = sign_lengths.to(gen_probs.device)
+    gen_lengths = gen_lengths.to(gen_probs.device)
+    chunk = max(1, max_cells // max(1, C * T * S))
+    rows = []
+    for start in range(0, Q, chunk):
+        q = gen_probs[start : start + chunk]
+        n = q.shape[0]
+        cost = cost_fn(q, sign_frames).reshape(n * C, T, S)  # (n*C, T, S)
+        dist = dtw_distance(
+            cost,
+            gen_lengths[start : start + n].repeat_interleave(C),
+            sign_lengths.repeat(n),
+        ).reshape(n, C)
+        rows.append(-dist / sign_lengths.to(dist.dtype)[None, :])
+    return torch.cat(rows, dim=0)
+
+
+def ranks_of_targets(scores: Tensor, targets: Tensor) -> Tensor:
+    """0-based rank of each row's target column when the row is sorted by descending score.
+
+    Ties are ranked by column index (as a stable sort would), so the result is deterministic.
+    scores: (Q, C), targets: (Q,) -> (Q,).
+    """
+    target_scores = scores.gather(1, targets[:, None])
+    cols = torch.arange(scores.shape[1], device=scores.device)[None, :]
+    ahead = (scores > target_scores) | ((scores == target_scores) & (cols < targets[:, None]))
+    return ahead.sum(dim=1)
+
+
+def recall_hits(ranks: Tensor, ks: Iterable[int] = RECALL_KS) -> Dict[int, int]:
+    """How many queries have their target among the top k, for each k. With fewer than k
+    candidates every target is in the top k."""
+    return {k: int((ranks < k).sum()) for k in ks}
+
+
+def recall_at_k(scores: Tensor, ks: Iterable[int] = RECALL_KS) -> Dict[str, float]:
+    """recall@k in % for both directions of a square (speech x sign) similarity matrix whose
+    diagonal holds the true pairs: rows rank signs (A->V), columns rank speech (V->A)."""
+    if scores.ndim != 2 or scores.shape[0] != scores.shape[1]:
+        raise ValueError(f"recall_at_k needs a square similarity matrix, got {tuple(scores.shape)}")
+    targets = torch.arange(scores.shape[0], device=scores.device)
+    out = {}
+    for direction, mat in (("a2v", scores), ("v2a", scores.t())):
+        hits = recall_hits(ranks_of_targets(mat, targets), ks)
+        for k, h in hits.items():
+            out[f"{direction}_recall@{k}"] = 100.0 * h / scores.shape[0]
+    return out
+

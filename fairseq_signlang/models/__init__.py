@@ -1,0 +1,1 @@
+from . import linear_generator  # noqa: F401

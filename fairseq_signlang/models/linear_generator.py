@@ -1,0 +1,78 @@
+"""Word-level speech2sign-U generator (eq. 7): one linear map, no bias, softmax over sign units.
+
+Speech words come either as unit ids (one-hot input, so the map is a lookup of W's columns)
+or as continuous pooled features. Output classes that are not sign units (the dictionary's
+special symbols) are masked out, so G(y|x) sums to one over real sign units only.
+"""
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from fairseq.dataclass import FairseqDataclass
+from fairseq.models import BaseFairseqModel, register_model
+
+
+class LinearGenerator(nn.Module):
+    def __init__(self, input_dim: int, num_outputs: int, invalid_outputs: Optional[torch.Tensor] = None):
+        super().__init__()
+        self.proj = nn.Linear(input_dim, num_outputs, bias=False)
+        mask = torch.zeros(num_outputs, dtype=torch.bool)
+        if invalid_outputs is not None:
+            mask[invalid_outputs] = True
+        self.register_buffer("invalid_outputs", mask, persistent=False)
+
+    def _masked(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.masked_fill(self.invalid_outputs, float("-inf"))
+
+    def logits_from_units(self, units: torch.Tensor) -> torch.Tensor:
+        """units (B, T) ids -> logits (B, T, num_outputs)."""
+        return self._masked(F.embedding(units, self.proj.weight.t()))
+
+    def logits_from_features(self, feats: torch.Tensor) -> torch.Tensor:
+        """feats (B, T, input_dim) -> logits (B, T, num_outputs)."""
+        return self._masked(self.proj(feats))
+
+    def unit_posteriors(self) -> torch.Tensor:
+        """G as a matrix: (input_dim, num_outputs), row x is G(.|x) for speech unit x."""
+        return self._masked(self.proj.weight.t()).softmax(dim=-1)
+
+
+@dataclass
+class Speech2SignUWordModelConfig(FairseqDataclass):
+    init_std: float = field(
+        default=0.0,
+        metadata={"help": "std of a normal init of the generator weights; 0 keeps PyTorch's default (uniform, about uniform G)"},
+    )
+
+
+@register_model("speech2sign_u_word", dataclass=Speech2SignUWordModelConfig)
+class Speech2SignUWordModel(BaseFairseqModel):
+    def __init__(self, cfg: Speech2SignUWordModelConfig, input_dim: int, num_outputs: int, invalid_outputs, discrete_input: bool):
+        super().__init__()
+        self.cfg = cfg
+        self.discrete_input = discrete_input
+        self.generator = LinearGenerator(input_dim, num_outputs, invalid_outputs)
+        if cfg.init_std > 0:
+            nn.init.normal_(self.generator.proj.weight, std=cfg.init_std)
+
+    @classmethod
+    def build_model(cls, cfg: Speech2SignUWordModelConfig, task):
+        tgt = task.target_dictionary
+        invalid = torch.arange(tgt.nspecial)
+        return cls(cfg, task.speech_input_dim, len(tgt), invalid, task.discrete_speech)
+
+    def forward(self, padding_mask, src_tokens=None, src_feats=None, **kwargs):
+        """Returns logits (B, T, V_sign), the padding mask, and for unit input the unit
+        posterior matrix, which lets the criterion use count statistics of the speech units."""
+        if self.discrete_input:
+            out = {"logits": self.generator.logits_from_units(src_tokens), "unit_posteriors": self.generator.unit_posteriors()}
+        else:
+            out = {"logits": self.generator.logits_from_features(src_feats)}
+        out["padding_mask"] = padding_mask
+        return out
+
+    def get_normalized_probs(self, net_output, log_probs: bool, sample=None):
+        logits = net_output["logits"].float()
+        return logits.log_softmax(-1) if log_probs else logits.softmax(-1)

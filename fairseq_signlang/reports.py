@@ -1,0 +1,42 @@
+"""Files a person reads after evaluation: metrics and rankings as JSON, alignment pictures."""
+import json
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .data.writers import atomic_open
+from .metrics.retrieval import unit_cosine_cost
+from .viz.alignment import plot_alignments
+
+METRIC_KEYS = ("uer", "a2v_recall@1", "a2v_recall@5", "a2v_recall@10", "v2a_recall@1", "v2a_recall@5", "v2a_recall@10")
+
+
+def write_json(path: str, obj) -> None:
+    with atomic_open(path, encoding="utf-8") as f:
+        json.dump(obj, f, indent=1)
+        f.write("\n")
+
+
+def write_evaluation(result: Dict, out_dir: str, task, num_pairs: int = 6, word_labels: Optional[Sequence[str]] = None) -> Dict:
+    """metrics.json (UER and recall@k), rankings.json (top candidates and the rank of the true
+    item, both directions) and alignments.png (DTW paths of the first `num_pairs` true pairs).
+    `word_labels`, when known, name the sign units on the picture's axes."""
+    metrics = {k: round(float(result[k]), 2) for k in METRIC_KEYS}
+    write_json(os.path.join(out_dir, "metrics.json"), metrics)
+    write_json(os.path.join(out_dir, "rankings.json"), {"split": result["split"], "metrics": metrics, **result["rankings"]})
+    dataset = task.datasets[result["split"]]
+    sign_dict = task.target_dictionary
+    maps, titles, sp_labels, sg_labels = [], [], [], []
+    name = (lambda i: word_labels[i]) if word_labels is not None else (lambda i: sign_dict[i])
+    for i in range(min(num_pairs, len(dataset.refs))):
+        probs = result["_probs"][i, : result["_lengths"][i]]
+        ref = dataset.refs[i]
+        maps.append(1.0 - unit_cosine_cost(probs[None], ref[None])[0, 0].numpy())
+        rank = result["rankings"]["a2v"]["rank_of_true"][i]
+        titles.append(f"{result['split']} #{i}: true sign ranked {rank + 1}")
+        sp_labels.append([name(int(u)) for u in probs.argmax(-1)])
+        sg_labels.append([name(int(u)) for u in ref])
+    plot_alignments(maps, os.path.join(out_dir, "alignments.png"), titles, sp_labels, sg_labels)
+    return metrics

@@ -1,0 +1,1 @@
+from . import speech2sign_u_word  # noqa: F401

@@ -1,0 +1,54 @@
+"""Run fairseq-hydra-train as a child process with a progress bar, for scripts and tests."""
+import os
+import re
+import subprocess
+import sys
+from typing import List, Optional, Sequence
+
+from tqdm import tqdm
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_DIR = os.path.dirname(PACKAGE_DIR)
+_UPDATES = re.compile(r"num_updates[\"']?[=:]\s*[\"']?(\d+)")
+
+
+def hydra_train_command(config_dir: str, config_name: str, overrides: Sequence[str]) -> List[str]:
+    """The fairseq-hydra-train command line, with the plugin as user dir."""
+    exe = os.path.join(os.path.dirname(sys.executable), "fairseq-hydra-train")
+    return [
+        exe if os.path.exists(exe) else "fairseq-hydra-train",
+        "--config-dir", os.path.abspath(config_dir),
+        "--config-name", config_name,
+        f"common.user_dir={PACKAGE_DIR}",
+        *overrides,
+    ]
+
+
+def run_hydra_train(
+    config_dir: str,
+    config_name: str,
+    overrides: Sequence[str],
+    log_path: str,
+    max_update: Optional[int] = None,
+    desc: str = "training",
+    env: Optional[dict] = None,
+) -> str:
+    """Train, writing fairseq's log to `log_path`; a progress bar follows num_updates.
+    Raises with the log's tail when training fails. Returns the log text."""
+    cmd = hydra_train_command(config_dir, config_name, overrides)
+    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+    lines = []
+    with open(log_path, "w", encoding="utf-8") as log, tqdm(total=max_update, desc=desc, unit="upd") as bar:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO_DIR)
+        for line in proc.stdout:
+            log.write(line)
+            lines.append(line)
+            m = _UPDATES.search(line)
+            if m:
+                bar.n = int(m.group(1))
+                bar.refresh()
+        proc.wait()
+    if proc.returncode != 0:
+        tail = "".join(lines[-40:])
+        raise RuntimeError(f"fairseq-hydra-train failed (exit {proc.returncode}); log: {log_path}\n{tail}")
+    return "".join(lines)

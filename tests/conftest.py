@@ -1,0 +1,26 @@
+import os
+import socket
+
+import pytest
+
+from fairseq_signlang.data.simulated_units import UnitCorpusSpec, build_unit_corpus, markov_sentences
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_DIR = os.path.join(REPO, "examples", "speech2sign_u")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def known_mapping_corpus(tmp_path_factory):
+    """Vocabulary 100, 4 speech clusters per word at 90 % purity, 3 pairs of words sharing a
+    sign unit; 3000 training sentences rendered in both modalities, the sign side shuffled."""
+    out = str(tmp_path_factory.mktemp("word_corpus"))
+    vocab = [f"w{i}" for i in range(100)]
+    sentences = markov_sentences(len(vocab), 3400, seed=7)
+    truth = build_unit_corpus(sentences, vocab, out, UnitCorpusSpec(similar_sign_pairs=3, seed=7))
+    return out, truth

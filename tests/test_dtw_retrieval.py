@@ -1,0 +1,115 @@
+"""Batched DTW against dtw-python, recall@k against a brute-force loop."""
+import numpy as np
+import pytest
+import torch
+from dtw import dtw as reference_dtw
+from scipy.spatial.distance import cdist
+
+from fairseq_signlang.metrics.dtw import dtw_distance, dtw_path
+from fairseq_signlang.metrics.retrieval import (
+    cosine_cost,
+    dtw_similarity,
+    pad_sequences,
+    ranks_of_targets,
+    recall_at_k,
+    unit_cosine_cost,
+)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (6, 1), (2, 2), (7, 9), (13, 5), (30, 31)])
+def test_distance_matches_dtw_python(shape):
+    rng = np.random.default_rng(sum(shape))
+    for _ in range(5):
+        cost = rng.random(shape)
+        ours = dtw_distance(torch.from_numpy(cost)[None])[0].item()
+        assert ours == pytest.approx(reference_dtw(cost).distance, abs=1e-5)
+
+
+def test_padded_batch_matches_each_pair():
+    rng = np.random.default_rng(0)
+    costs = [rng.random((int(rng.integers(1, 12)), int(rng.integers(1, 12)))) for _ in range(40)]
+    N = max(c.shape[0] for c in costs)
+    M = max(c.shape[1] for c in costs)
+    batch = np.full((len(costs), N, M), 7.0)  # padding must not leak into any distance
+    for p, c in enumerate(costs):
+        batch[p, : c.shape[0], : c.shape[1]] = c
+    n = torch.tensor([c.shape[0] for c in costs])
+    m = torch.tensor([c.shape[1] for c in costs])
+    ours = dtw_distance(torch.from_numpy(batch), n, m).numpy()
+    expected = [reference_dtw(c).distance for c in costs]
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
+def test_float32_batch_close_to_reference():
+    rng = np.random.default_rng(1)
+    cost = rng.random((64, 20, 17))
+    ours = dtw_distance(torch.from_numpy(cost).float()).numpy()
+    np.testing.assert_allclose(ours, [reference_dtw(c).distance for c in cost], rtol=1e-5)
+
+
+def test_path_matches_dtw_python():
+    rng = np.random.default_rng(2)
+    for shape in [(1, 4), (4, 1), (8, 8), (12, 7), (5, 16)]:
+        cost = rng.random(shape)
+        dist, i1, i2 = dtw_path(cost)
+        ref = reference_dtw(cost)
+        assert dist == pytest.approx(ref.distance, abs=1e-9)
+        np.testing.assert_array_equal(i1, ref.index1)
+        np.testing.assert_array_equal(i2, ref.index2)
+
+
+def test_dtw_path_rejects_empty():
+    with pytest.raises(ValueError, match="non-empty"):
+        dtw_path(np.zeros((0, 3)))
+
+
+def test_unit_cosine_cost_equals_one_hot_cosine():
+    rng = np.random.default_rng(3)
+    q = torch.from_numpy(rng.random((3, 5, 7)))
+    units = torch.from_numpy(rng.integers(0, 7, size=(4, 6)))
+    one_hot = torch.nn.functional.one_hot(units, 7).double()
+    torch.testing.assert_close(unit_cosine_cost(q, units), cosine_cost(q, one_hot))
+
+
+def test_similarity_matches_dtw_python_with_cosine_distance():
+    rng = np.random.default_rng(4)
+    queries = [torch.from_numpy(rng.random((int(rng.integers(2, 9)), 6))) for _ in range(5)]
+    signs = [torch.from_numpy(rng.integers(0, 6, size=int(rng.integers(2, 9)))) for _ in range(4)]
+    q, ql = pad_sequences(queries)
+    s, sl = pad_sequences(signs, pad_value=0)
+    sim = dtw_similarity(q, ql, s, sl, max_cells=50)  # small chunks exercise the chunking
+    for i, x in enumerate(queries):
+        for j, y in enumerate(signs):
+            frames = np.eye(6)[y.numpy()]
+            expected = -reference_dtw(cdist(x.numpy(), frames, metric="cosine")).distance / len(y)
+            assert sim[i, j].item() == pytest.approx(expected, abs=1e-6)
+
+
+def brute_force_recall(scores: np.ndarray, k: int) -> float:
+    hits = 0
+    for i, row in enumerate(scores):
+        order = sorted(range(len(row)), key=lambda j: -row[j])  # stable: ties by index
+        hits += i in order[:k]
+    return 100.0 * hits / len(scores)
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 25])
+def test_recall_matches_brute_force(n):
+    rng = np.random.default_rng(n)
+    scores = np.round(rng.random((n, n)), 1)  # rounding makes ties
+    ours = recall_at_k(torch.from_numpy(scores))
+    for k in (1, 5, 10):
+        assert ours[f"a2v_recall@{k}"] == pytest.approx(brute_force_recall(scores, k))
+        assert ours[f"v2a_recall@{k}"] == pytest.approx(brute_force_recall(scores.T, k))
+    if n < 5:  # fewer items than k: every target is in the top k
+        assert ours["a2v_recall@5"] == 100.0 and ours["v2a_recall@10"] == 100.0
+
+
+def test_ranks_of_targets():
+    scores = torch.tensor([[0.1, 0.9, 0.5], [0.3, 0.3, 0.3]])
+    assert ranks_of_targets(scores, torch.tensor([2, 1])).tolist() == [1, 1]
+
+
+def test_recall_rejects_non_square():
+    with pytest.raises(ValueError, match="square"):
+        recall_at_k(torch.zeros(2, 3))

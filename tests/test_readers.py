@@ -1,0 +1,131 @@
+"""Bad input stops with an error naming the file and line; good input reads back."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from fairseq_signlang.data.readers import CorpusError, load_dictionary, read_features, read_units
+from fairseq_signlang.data.writers import write_dictionary, write_lines
+
+
+@pytest.fixture
+def unit_dict(tmp_path):
+    path = str(tmp_path / "dict.src.txt")
+    write_dictionary(path, [], symbols=range(10))
+    return load_dictionary(path), path
+
+
+def test_units_read_back(tmp_path, unit_dict):
+    d, dpath = unit_dict
+    path = str(tmp_path / "train.src")
+    write_lines(path, ["3 4 5", "9"])
+    units = read_units(path, d, dpath)
+    assert [d.string(u).split() for u in units] == [["3", "4", "5"], ["9"]]
+
+
+def test_unit_outside_dictionary_names_file_and_line(tmp_path, unit_dict):
+    d, dpath = unit_dict
+    path = str(tmp_path / "train.src")
+    write_lines(path, ["1 2 3", "4 17 5"])
+    with pytest.raises(CorpusError, match=rf"{path}:2: unit '17' is not in {dpath}"):
+        read_units(path, d, dpath)
+
+
+def test_empty_sentence_names_file_and_line(tmp_path, unit_dict):
+    d, dpath = unit_dict
+    path = str(tmp_path / "train.src")
+    write_lines(path, ["1 2 3", "4 5", "   ", "6"])
+    with pytest.raises(CorpusError, match=rf"{path}:3: empty sentence"):
+        read_units(path, d, dpath)
+
+
+def test_special_symbol_is_not_a_unit(tmp_path, unit_dict):
+    d, dpath = unit_dict
+    path = str(tmp_path / "train.src")
+    write_lines(path, ["1 <pad> 3"])
+    with pytest.raises(CorpusError, match=rf"{path}:1: '<pad>' is a special symbol"):
+        read_units(path, d, dpath)
+
+
+def test_missing_file_is_named(tmp_path, unit_dict):
+    d, dpath = unit_dict
+    missing = str(tmp_path / "nope.src")
+    with pytest.raises(CorpusError, match=rf"{missing}: unit file not found"):
+        read_units(missing, d, dpath)
+    with pytest.raises(CorpusError, match="dictionary not found"):
+        load_dictionary(str(tmp_path / "dict.none.txt"))
+
+
+def write_features(prefix, lengths, rows=None, dim=3):
+    rows = sum(lengths) if rows is None else rows
+    np.save(prefix + ".npy", np.arange(rows * dim, dtype=np.float32).reshape(rows, dim))
+    write_lines(prefix + ".lengths", [str(n) for n in lengths])
+
+
+def test_features_read_back(tmp_path):
+    prefix = str(tmp_path / "train")
+    write_features(prefix, [2, 3, 1])
+    feats, offsets, lengths = read_features(prefix)
+    assert feats.shape == (6, 3) and offsets.tolist() == [0, 2, 5] and lengths.tolist() == [2, 3, 1]
+
+
+def test_lengths_longer_than_npy_names_line(tmp_path):
+    prefix = str(tmp_path / "train")
+    write_features(prefix, [2, 3, 4], rows=6)
+    with pytest.raises(CorpusError, match=rf"{prefix}.lengths:3: lengths sum to 9 but {prefix}.npy has 6 rows"):
+        read_features(prefix)
+
+
+def test_lengths_shorter_than_npy_is_reported(tmp_path):
+    prefix = str(tmp_path / "train")
+    write_features(prefix, [2, 3], rows=8)
+    with pytest.raises(CorpusError, match=rf"{prefix}.lengths:2: lengths sum to 5 but .*has 8 rows"):
+        read_features(prefix)
+
+
+def test_bad_length_line(tmp_path):
+    prefix = str(tmp_path / "train")
+    write_features(prefix, [2, 3])
+    write_lines(prefix + ".lengths", ["2", "x3"])
+    with pytest.raises(CorpusError, match=rf"{prefix}.lengths:2: expected a positive integer"):
+        read_features(prefix)
+
+
+def test_nan_feature_names_utterance(tmp_path):
+    prefix = str(tmp_path / "train")
+    write_features(prefix, [2, 3, 1])
+    a = np.load(prefix + ".npy")
+    a[3, 1] = np.nan
+    np.save(prefix + ".npy", a)
+    with pytest.raises(CorpusError, match=r"row 3 \(utterance 2, line 2 of .*train.lengths\) is not finite"):
+        read_features(prefix)
+
+
+def test_writer_leaves_no_partial_file(tmp_path):
+    path = str(tmp_path / "out.txt")
+    write_lines(path, ["old"])
+
+    def lines():
+        yield "new"
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        write_lines(path, lines())
+    assert open(path).read() == "old\n"
+    assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_unpaired_pairing_is_seeded_and_changes_per_epoch():
+    from fairseq_signlang.data.unpaired_dataset import UnpairedSpeechSignDataset
+
+    speech = [torch.tensor([4, 5]) for _ in range(10)]
+    signs = [torch.tensor([4 + i]) for i in range(7)]
+    make = lambda seed: UnpairedSpeechSignDataset("train", speech, None, signs, 1, 1, seed=seed)  # noqa: E731
+    a, b = make(3), make(3)
+    a.set_epoch(2), b.set_epoch(2)
+    assert a.sign_of.tolist() == b.sign_of.tolist()
+    first = a.sign_of.tolist()
+    a.set_epoch(3)
+    assert a.sign_of.tolist() != first
+    assert sorted(first[:7]) == list(range(7))  # each sign sentence once before any repeats
