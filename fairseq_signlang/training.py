@@ -1,15 +1,30 @@
 """Run fairseq-hydra-train as a child process with a progress bar, for scripts and tests."""
+import json
 import os
 import re
 import subprocess
 import sys
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from tqdm import tqdm
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(PACKAGE_DIR)
 _UPDATES = re.compile(r"num_updates[\"']?[=:]\s*[\"']?(\d+)")
+# fairseq's json log lines, as hydra logs them ("[time][valid][INFO] - {...}") or as
+# fairseq-train does ("time | INFO | valid | {...}")
+_JSON_RECORD = re.compile(r"(?:\]\[(\w+)\]\[INFO\] - |\| INFO \| (\w+) \| )(\{.*\})\s*$")
+
+
+def log_records(log_text: str, kind: str) -> List[Dict]:
+    """The json records of one kind ("train_inner", "train", "valid") in a fairseq log
+    written with common.log_format=json."""
+    out = []
+    for line in log_text.splitlines():
+        m = _JSON_RECORD.search(line)
+        if m and (m.group(1) or m.group(2)) == kind:
+            out.append(json.loads(m.group(3)))
+    return out
 
 
 def hydra_train_command(config_dir: str, config_name: str, overrides: Sequence[str]) -> List[str]:
@@ -38,15 +53,14 @@ def run_hydra_train(
     cmd = hydra_train_command(config_dir, config_name, overrides)
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
     lines = []
-    with open(log_path, "w", encoding="utf-8") as log, tqdm(total=max_update, desc=desc, unit="upd") as bar:
+    with open(log_path, "w", encoding="utf-8") as log, tqdm(total=max_update, desc=desc, unit="upd", mininterval=2) as bar:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO_DIR)
         for line in proc.stdout:
             log.write(line)
             lines.append(line)
             m = _UPDATES.search(line)
-            if m:
-                bar.n = int(m.group(1))
-                bar.refresh()
+            if m and int(m.group(1)) > bar.n:
+                bar.update(int(m.group(1)) - bar.n)
         proc.wait()
     if proc.returncode != 0:
         tail = "".join(lines[-40:])

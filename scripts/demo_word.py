@@ -13,7 +13,6 @@
 import argparse
 import json
 import os
-import re
 import shutil
 import sys
 
@@ -21,29 +20,19 @@ import numpy as np
 
 from fairseq_signlang.data.simulated_units import UnitCorpusSpec, build_unit_corpus
 from fairseq_signlang.data.text_sources import kjv_sentences, restrict_vocabulary, text_file_sentences
-from fairseq_signlang.training import REPO_DIR, run_hydra_train
-
-_LOG = re.compile(r"\| (train_inner|valid) \| (\{.*\})\s*$")
-
+from fairseq_signlang.training import REPO_DIR, log_records, run_hydra_train
 
 def training_curves(log_text: str, out_png: str) -> None:
     from fairseq_signlang.viz.alignment import plot_curves
 
-    train_steps, train_loss, valid_steps, valid = [], [], [], {"a2v_recall@1": [], "uer": []}
-    for line in log_text.splitlines():
-        m = _LOG.search(line)
-        if not m:
-            continue
-        stats = json.loads(m.group(2))
-        if m.group(1) == "train_inner":
-            train_steps.append(int(stats["num_updates"]))
-            train_loss.append(float(stats["loss"]))
-        elif "valid_a2v_recall@1" in stats:
-            valid_steps.append(int(stats["valid_num_updates"]))
-            valid["a2v_recall@1"].append(float(stats["valid_a2v_recall@1"]))
-            valid["uer"].append(float(stats["valid_uer"]))
-    plot_curves(train_steps, {"train loss (eq. 12)": train_loss}, out_png.replace(".png", "_loss.png"))
-    plot_curves(valid_steps, {"valid A->V R@1 (%)": valid["a2v_recall@1"], "valid UER (%)": valid["uer"]}, out_png)
+    train = log_records(log_text, "train_inner")
+    valid = [r for r in log_records(log_text, "valid") if "valid_a2v_recall@1" in r]
+    plot_curves([int(r["num_updates"]) for r in train], {"train loss (eq. 12)": [float(r["loss"]) for r in train]}, out_png.replace(".png", "_loss.png"))
+    plot_curves(
+        [int(r["valid_num_updates"]) for r in valid],
+        {"valid A->V R@1 (%)": [float(r["valid_a2v_recall@1"]) for r in valid], "valid UER (%)": [float(r["valid_uer"]) for r in valid]},
+        out_png,
+    )
 
 
 def mapping_picture(model, task, truth, out_png: str) -> None:

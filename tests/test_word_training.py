@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fairseq_signlang.evaluation import evaluate_split, load_checkpoint
-from fairseq_signlang.training import PACKAGE_DIR, hydra_train_command, run_hydra_train
+from fairseq_signlang.training import PACKAGE_DIR, hydra_train_command, log_records, run_hydra_train
 
 from .conftest import CONFIG_DIR, REPO, free_port
 
@@ -21,15 +21,6 @@ BIN = os.path.dirname(sys.executable)
 
 def train_overrides(data, run_dir, *extra):
     return [f"task.data={data}", f"checkpoint.save_dir={run_dir}/ckpt", f"hydra.run.dir={run_dir}/hydra", *extra]
-
-
-def json_records(log_text, kind):
-    recs = []
-    for line in log_text.splitlines():
-        m = re.search(rf"\| {kind} \| (\{{.*\}})\s*$", line)
-        if m:
-            recs.append(json.loads(m.group(1)))
-    return recs
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +40,7 @@ def test_recovers_known_word_to_unit_mapping(trained):
     assert result["a2v_recall@1"] >= 85.0, result["a2v_recall@1"]
     assert result["v2a_recall@1"] >= 85.0, result["v2a_recall@1"]
     # validation went through fairseq's metrics and the best checkpoint followed a2v_recall@1
-    valid = json_records(log, "valid")
+    valid = log_records(log, "valid")
     assert valid and all(k in valid[-1] for k in ("valid_uer", "valid_a2v_recall@10", "valid_v2a_recall@5"))
     assert float(valid[-1]["valid_best_a2v_recall@1"]) == max(float(v["valid_a2v_recall@1"]) for v in valid)
 
@@ -64,7 +55,7 @@ def test_fairseq_validate_runs_on_hydra_checkpoint(trained):
     data, run, _ = trained
     proc = subprocess.run(
         [f"{BIN}/fairseq-validate", data, "--user-dir", PACKAGE_DIR, "--task", "speech2sign_u_word",
-         "--path", f"{run}/ckpt/checkpoint_best.pt", "--valid-subset", "test", "--cpu"],
+         "--path", f"{run}/ckpt/checkpoint_best.pt", "--valid-subset", "test", "--batch-size", "64", "--cpu"],
         capture_output=True, text=True, cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -123,7 +114,7 @@ def test_resume_after_sigkill(known_mapping_corpus, tmp_path):
 
     second = run_hydra_train(CONFIG_DIR, "word_tiny", overrides, f"{run}/second.log", 80)
     assert f"@ {saved_updates} updates" in second  # "Loaded checkpoint ... (epoch E @ N updates)"
-    updates = [int(r["num_updates"]) for r in json_records(second, "train_inner")]
+    updates = [int(r["num_updates"]) for r in log_records(second, "train_inner")]
     assert updates[0] == saved_updates + 1 and updates[-1] == 80
 
 
@@ -145,8 +136,8 @@ def test_two_process_cpu_training_sees_twice_the_data(known_mapping_corpus, tmp_
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO))
     outs = [p.communicate(timeout=600)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs[0][-3000:] + outs[1][-3000:]
-    bsz_single = [float(r["bsz"]) for r in json_records(single, "train_inner")]
-    bsz_dist = [float(r["bsz"]) for r in json_records(outs[0], "train_inner")]
+    bsz_single = [float(r["bsz"]) for r in log_records(single, "train_inner")]
+    bsz_dist = [float(r["bsz"]) for r in log_records(outs[0], "train_inner")]
     assert bsz_single and bsz_dist
     assert bsz_single[0] == 500 and bsz_dist[0] == 1000
     assert "distributed init (rank 1)" in outs[1] or "distributed init (rank 1)" in outs[0]
