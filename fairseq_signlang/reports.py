@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .data.writers import atomic_open
-from .metrics.retrieval import unit_cosine_cost
+from .metrics.retrieval import pair_cosine_cost
 from .viz.alignment import plot_alignments
 
 METRIC_KEYS = ("uer", "a2v_recall@1", "a2v_recall@5", "a2v_recall@10", "v2a_recall@1", "v2a_recall@5", "v2a_recall@10")
@@ -33,7 +33,7 @@ def write_evaluation(result: Dict, out_dir: str, task, num_pairs: int = 6, word_
     for i in range(min(num_pairs, len(dataset.refs))):
         probs = result["_probs"][i, : result["_lengths"][i]]
         ref = dataset.refs[i]
-        maps.append(1.0 - unit_cosine_cost(probs[None], ref[None])[0, 0].numpy())
+        maps.append(1.0 - pair_cosine_cost(probs, ref).numpy())
         rank = result["rankings"]["a2v"]["rank_of_true"][i]
         titles.append(f"{result['split']} #{i}: true sign ranked {rank + 1}")
         sp_labels.append([name(int(u)) for u in probs.argmax(-1)])

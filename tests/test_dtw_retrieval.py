@@ -7,12 +7,12 @@ from scipy.spatial.distance import cdist
 
 from fairseq_signlang.metrics.dtw import dtw_distance, dtw_path
 from fairseq_signlang.metrics.retrieval import (
-    cosine_cost,
     dtw_similarity,
+    frame_cosine_cost,
     pad_sequences,
+    pair_cosine_cost,
     ranks_of_targets,
     recall_at_k,
-    unit_cosine_cost,
 )
 
 
@@ -63,12 +63,16 @@ def test_dtw_path_rejects_empty():
         dtw_path(np.zeros((0, 3)))
 
 
-def test_unit_cosine_cost_equals_one_hot_cosine():
+def test_unit_ids_cost_equals_one_hot_cosine():
     rng = np.random.default_rng(3)
     q = torch.from_numpy(rng.random((3, 5, 7)))
     units = torch.from_numpy(rng.integers(0, 7, size=(4, 6)))
     one_hot = torch.nn.functional.one_hot(units, 7).double()
-    torch.testing.assert_close(unit_cosine_cost(q, units), cosine_cost(q, one_hot))
+    cost = frame_cosine_cost(q, units)
+    assert cost.shape == (5, 6, 4, 3)  # (T, S, C, Q)
+    torch.testing.assert_close(cost, frame_cosine_cost(q, one_hot))
+    expected = cdist(q[1].numpy(), one_hot[2].numpy(), metric="cosine")
+    np.testing.assert_allclose(pair_cosine_cost(q[1], units[2]).numpy(), expected, atol=1e-12)
 
 
 def test_similarity_matches_dtw_python_with_cosine_distance():

@@ -2,59 +2,71 @@
 
 Many (query, candidate) pairs are aligned at once by sweeping the anti-diagonals of their
 cost matrices: every cell of a diagonal depends only on the two diagonals before it, so one
-diagonal of all pairs is a handful of vectorised ops. The step pattern is dtw-python's default
+diagonal of all pairs is a few vectorised ops. The step pattern is dtw-python's default
 ``symmetric2``: D[i, j] = c[i, j] + min(D[i-1, j-1] + c[i, j], D[i-1, j], D[i, j-1]), with
 D[0, 0] = c[0, 0], and the distance of a pair is D[n-1, m-1] (not normalised).
+
+Costs are laid out cells-major, (N, M, P) with the pairs last: cell (i, d - i) of diagonal d
+sits at flat row d + i (M - 1), so a diagonal is a strided slice of rows and each row holds
+one contiguous value per pair.
 """
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 
-def _diagonal_indices(n: int, m: int, device) -> List[Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]]:
-    """For each anti-diagonal d >= 1 of an (n, m) grid: flat indices, in a grid padded with one
-    border row and column, of its cells, of their diagonal, upper and left neighbours, and the
-    flat index of the cells in the unpadded cost matrix."""
-    out = []
-    w = m + 1
-    for d in range(1, n + m - 1):
-        i = torch.arange(max(0, d - m + 1), min(d, n - 1) + 1, device=device)
-        j = d - i
-        cell = (i + 1) * w + (j + 1)
-        out.append((cell, i * w + j, i * w + (j + 1), (i + 1) * w + j, i * m + j))
+def dtw_distance_cells(cost: Tensor, n_lengths: Tensor, m_lengths: Tensor) -> Tensor:
+    """symmetric2 DTW distance of each pair. cost: (N, M, P) cells-major; lengths: (P,).
+
+    Cells beyond a pair's own (n, m) may hold anything finite: D[i, j] only depends on cells
+    (i', j') with i' <= i and j' <= j, so each pair's distance is read at its own corner.
+    """
+    N, M, P = cost.shape
+    c = cost.reshape(N * M, P)
+    n, m = n_lengths.to(cost.device), m_lengths.to(cost.device)
+    end_diag = n + m - 2
+    out = cost.new_empty(P)
+    # D of the previous two diagonals, indexed by row i + 1 (row 0 is the i = -1 border).
+    inf = float("inf")
+    prev2 = cost.new_full((N + 1, P), inf)
+    prev1 = cost.new_full((N + 1, P), inf)
+    prev1[1] = c[0]  # diagonal 0: D[0, 0] = c[0, 0]
+    for d in range(0, N + M - 1):
+        if d > 0:
+            lo, hi = max(0, d - M + 1), min(d, N - 1)
+            cd = c[d + lo * (M - 1) : d + hi * (M - 1) + 1 : M - 1] if M > 1 else c[d : d + 1]  # (k, P)
+            cur = cost.new_full((N + 1, P), inf)
+            best = torch.minimum(prev1[lo : hi + 1], prev1[lo + 1 : hi + 2]) + cd  # up (i-1, j), left (i, j-1)
+            cur[lo + 1 : hi + 2] = torch.minimum(best, prev2[lo : hi + 1] + 2 * cd)  # diagonal (i-1, j-1)
+            prev2, prev1 = prev1, cur
+        ends = (end_diag == d).nonzero().squeeze(1)
+        if len(ends):
+            out[ends] = prev1[n[ends], ends]  # row (n-1) + 1
     return out
 
 
-def dtw_accumulated_cost(cost: Tensor) -> Tensor:
-    """Accumulated cost matrices of a batch of cost matrices.
-
-    cost: (P, N, M) -> (P, N, M). Cells beyond a pair's true lengths may hold anything finite:
-    D[i, j] only depends on cells (i', j') with i' <= i and j' <= j, so every pair's distance
-    is read off at its own (n-1, m-1).
-    """
-    P, N, M = cost.shape
-    # (cells, P): index_select along dim 0 then moves contiguous rows of P values.
-    c = cost.reshape(P, N * M).t().contiguous()
-    D = cost.new_full(((N + 1) * (M + 1), P), float("inf"))
-    D[(M + 1) + 1] = c[0]  # D[0, 0] = c[0, 0]
-    for cell, diag, up, left, flat in _diagonal_indices(N, M, cost.device):
-        cd = c.index_select(0, flat)
-        best = torch.minimum(D.index_select(0, up), D.index_select(0, left)) + cd
-        best = torch.minimum(best, D.index_select(0, diag) + 2 * cd)
-        D.index_copy_(0, cell, best)
-    D = D.t().reshape(P, N + 1, M + 1)
-    return D[:, 1:, 1:]
-
-
 def dtw_distance(cost: Tensor, n_lengths: Optional[Tensor] = None, m_lengths: Optional[Tensor] = None) -> Tensor:
-    """symmetric2 DTW distance of each pair. cost: (P, N, M); lengths: (P,) or None for full."""
+    """symmetric2 DTW distance of each pair. cost: (P, N, M); lengths: (P,), or None for full."""
     P, N, M = cost.shape
-    D = dtw_accumulated_cost(cost)  # (P, N, M)
-    n = torch.full((P,), N, device=cost.device) if n_lengths is None else n_lengths.to(cost.device)
-    m = torch.full((P,), M, device=cost.device) if m_lengths is None else m_lengths.to(cost.device)
-    return D[torch.arange(P, device=cost.device), n - 1, m - 1]
+    n = torch.full((P,), N) if n_lengths is None else n_lengths
+    m = torch.full((P,), M) if m_lengths is None else m_lengths
+    return dtw_distance_cells(cost.permute(1, 2, 0).contiguous(), n, m)
+
+
+def dtw_accumulated_cost(cost: np.ndarray) -> np.ndarray:
+    """The full accumulated cost matrix D of one pair (for drawing its path)."""
+    c = np.asarray(cost, dtype=np.float64)
+    N, M = c.shape
+    D = np.full((N + 1, M + 1), np.inf)
+    for i in range(N):
+        for j in range(M):
+            if i == 0 and j == 0:
+                D[1, 1] = c[0, 0]
+                continue
+            D[i + 1, j + 1] = min(D[i, j] + 2 * c[i, j], D[i, j + 1] + c[i, j], D[i + 1, j] + c[i, j])
+    return D[1:, 1:]
 
 
 def dtw_path(cost: np.ndarray) -> Tuple[float, np.ndarray, np.ndarray]:
@@ -65,7 +77,7 @@ def dtw_path(cost: np.ndarray) -> Tuple[float, np.ndarray, np.ndarray]:
     c = np.asarray(cost, dtype=np.float64)
     if c.ndim != 2 or c.shape[0] == 0 or c.shape[1] == 0:
         raise ValueError(f"dtw_path needs a non-empty 2-D cost matrix, got shape {c.shape}")
-    D = dtw_accumulated_cost(torch.from_numpy(c)[None])[0].numpy()
+    D = dtw_accumulated_cost(c)
     i, j = c.shape[0] - 1, c.shape[1] - 1
     path = [(i, j)]
     while i > 0 or j > 0:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .dtw import dtw_distance
+from .dtw import dtw_distance_cells
 
 RECALL_KS = (1, 5, 10)
 
@@ -24,20 +24,26 @@ def pad_sequences(seqs: Sequence[Tensor], pad_value: float = 0.0):
     return out, lengths
 
 
-def cosine_cost(queries: Tensor, candidates: Tensor) -> Tensor:
-    """Pairwise frame cosine distances. queries (Q, T, V), candidates (C, S, V) -> (Q, C, T, S)."""
-    q = F.normalize(queries, dim=-1, eps=1e-8)
-    c = F.normalize(candidates, dim=-1, eps=1e-8)
-    return 1.0 - torch.einsum("qtv,csv->qcts", q, c)
+def frame_cosine_cost(queries: Tensor, candidates: Tensor) -> Tensor:
+    """Cosine distance between every query frame and every candidate frame, cells-major.
+
+    queries (Q, T, V); candidates (C, S, V) features, or (C, S) unit ids standing for one-hot
+    frames (then no one-hot is built: the distance is 1 - the normalised query's entry).
+    Returns (T, S, C, Q), the layout dtw_distance_cells sweeps, pairs ordered candidate-major.
+    """
+    q = F.normalize(queries, dim=-1, eps=1e-8).permute(1, 2, 0).contiguous()  # (T, V, Q)
+    if candidates.ndim == 2:
+        C, S = candidates.shape
+        # rows of q picked by unit id: out[t, s, c, :] = q[t, units[c, s], :]
+        sim = q.index_select(1, candidates.t().reshape(-1)).view(q.shape[0], S, C, q.shape[2])
+    else:
+        sim = torch.einsum("tvq,csv->tscq", q, F.normalize(candidates, dim=-1, eps=1e-8))
+    return sim.neg_().add_(1.0)
 
 
-def unit_cosine_cost(queries: Tensor, units: Tensor) -> Tensor:
-    """cosine_cost against one-hot sign units given as ids, without building the one-hots.
-    queries (Q, T, V), units (C, S) long -> (Q, C, T, S)."""
-    q = F.normalize(queries, dim=-1, eps=1e-8)
-    C, S = units.shape
-    picked = q[:, :, units.reshape(-1)].reshape(q.shape[0], q.shape[1], C, S)  # (Q, T, C, S)
-    return 1.0 - picked.permute(0, 2, 1, 3)
+def pair_cosine_cost(query: Tensor, candidate: Tensor) -> Tensor:
+    """frame_cosine_cost of one pair: (T, V) x (S, V) or (S,) ids -> (T, S)."""
+    return frame_cosine_cost(query[None], candidate[None])[:, :, 0, 0]
 
 
 def dtw_similarity(
@@ -56,7 +62,6 @@ def dtw_similarity(
     """
     Q, T, _ = gen_probs.shape
     C, S = sign_frames.shape[:2]
-    cost_fn = unit_cosine_cost if sign_frames.ndim == 2 else cosine_cost
     sign_lengths = sign_lengths.to(gen_probs.device)
     gen_lengths = gen_lengths.to(gen_probs.device)
     chunk = max(1, max_cells // max(1, C * T * S))
@@ -64,12 +69,12 @@ def dtw_similarity(
     for start in range(0, Q, chunk):
         q = gen_probs[start : start + chunk]
         n = q.shape[0]
-        cost = cost_fn(q, sign_frames).reshape(n * C, T, S)  # (n*C, T, S)
-        dist = dtw_distance(
+        cost = frame_cosine_cost(q, sign_frames).view(T, S, C * n)  # pair p = candidate * n + query
+        dist = dtw_distance_cells(
             cost,
-            gen_lengths[start : start + n].repeat_interleave(C),
-            sign_lengths.repeat(n),
-        ).reshape(n, C)
+            gen_lengths[start : start + n].repeat(C),
+            sign_lengths.repeat_interleave(n),
+        ).view(C, n).t()
         rows.append(-dist / sign_lengths.to(dist.dtype)[None, :])
     return torch.cat(rows, dim=0)
 
