@@ -3,7 +3,7 @@ from typing import Dict, Optional
 
 import torch
 
-from .metrics.retrieval import dtw_similarity, pad_sequences, ranks_of_targets, recall_at_k
+from .metrics.retrieval import dtw_similarity, ranks_of_targets, recall_at_k
 from .metrics.uer import unit_error_rate
 
 
@@ -30,8 +30,8 @@ def evaluate_split(model, task, split: str, top: int = 10) -> Dict:
         raise ValueError(f"split {split!r} has no {split}.ref, so there is nothing to evaluate against")
     probs, lengths = task.split_posteriors(model, dataset)
     hyps = [p[:n].argmax(-1).tolist() for p, n in zip(probs, lengths)]
-    refs = [r.tolist() for r in dataset.refs]
-    ref_pad, ref_lengths = pad_sequences(dataset.refs, task.target_dictionary.pad())
+    ref_pad, ref_lengths = dataset.refs.pad(torch.arange(len(dataset.refs)), task.target_dictionary.pad())
+    refs = [r[:n].tolist() for r, n in zip(ref_pad, ref_lengths)]
     scores = dtw_similarity(probs, lengths, ref_pad.to(probs.device), ref_lengths, task.cfg.retrieval_max_cells).cpu()
     out = {"split": split, "num_sentences": len(refs), "uer": unit_error_rate(zip(hyps, refs))}
     out.update(recall_at_k(scores))

@@ -117,11 +117,12 @@ def test_writer_leaves_no_partial_file(tmp_path):
 
 
 def test_unpaired_pairing_is_seeded_and_changes_per_epoch():
+    from fairseq_signlang.data.packed import PackedSequences
     from fairseq_signlang.data.unpaired_dataset import UnpairedSpeechSignDataset
 
-    speech = [torch.tensor([4, 5]) for _ in range(10)]
-    signs = [torch.tensor([4 + i]) for i in range(7)]
-    make = lambda seed: UnpairedSpeechSignDataset("train", speech, None, signs, 1, 1, seed=seed)  # noqa: E731
+    speech = PackedSequences.from_list([torch.tensor([4, 5]) for _ in range(10)])
+    signs = PackedSequences.from_list([torch.tensor([4 + i]) for i in range(7)])
+    make = lambda seed: UnpairedSpeechSignDataset("train", speech, True, signs, 1, 1, seed=seed)  # noqa: E731
     a, b = make(3), make(3)
     a.set_epoch(2), b.set_epoch(2)
     assert a.sign_of.tolist() == b.sign_of.tolist()
@@ -129,3 +130,17 @@ def test_unpaired_pairing_is_seeded_and_changes_per_epoch():
     a.set_epoch(3)
     assert a.sign_of.tolist() != first
     assert sorted(first[:7]) == list(range(7))  # each sign sentence once before any repeats
+
+
+def test_packed_padding_matches_items():
+    from fairseq_signlang.data.packed import PackedSequences
+
+    seqs = [torch.tensor([5, 6, 7]), torch.tensor([8]), torch.tensor([9, 10])]
+    packed = PackedSequences.from_list(seqs)
+    padded, lengths = packed.pad([2, 0, 1], pad_value=1)
+    assert padded.tolist() == [[9, 10, 1], [5, 6, 7], [8, 1, 1]] and lengths.tolist() == [2, 3, 1]
+    assert packed[2].tolist() == [9, 10]
+    feats = np.arange(12, dtype=np.float32).reshape(6, 2)
+    fpacked = PackedSequences(feats, [0, 3, 4], [3, 1, 2])
+    fpad, _ = fpacked.pad([1, 2])
+    assert fpad.shape == (2, 2, 2) and fpad[0, 1].tolist() == [0.0, 0.0] and fpad[1, 1].tolist() == [10.0, 11.0]

@@ -47,7 +47,6 @@ def positions_present(valid: Tensor) -> Tensor:
     return valid.any(dim=0)
 
 
-def code_perplexity(probs: Tensor, valid: Tensor) -> Tensor:
-    """Perplexity of the batch-mean posterior: how many sign units the generator uses."""
-    mean = probs[valid].mean(0)
-    return torch.exp(-(mean * torch.log(mean.clamp(min=1e-12))).sum())
+def perplexity(dist: Tensor) -> Tensor:
+    """exp(entropy) of a distribution: how many outcomes it effectively uses."""
+    return torch.exp(-(dist * torch.log(dist.clamp(min=1e-12))).sum())

@@ -12,9 +12,9 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
 from .distribution_matching import (
-    code_perplexity,
     expected_positional_unigram,
     expected_skipgram,
+    perplexity,
     positions_present,
     unit_positional_unigram,
     unit_skipgram,
@@ -30,19 +30,23 @@ class UnigramSkipgramL1Config(FairseqDataclass):
     )
 
 
-def generated_statistics(net_output, sample, max_skip: int):
-    """Positional unigram (T, V) and skip-grams [k=1..K] (V, V) of the generator's output."""
+def generated_statistics(model, net_output, max_skip: int):
+    """Positional unigram (T, V), skip-grams [k=1..K] (V, V) and mean posterior (V,) of the
+    generator's output."""
     valid = ~net_output["padding_mask"]
     if "unit_posteriors" in net_output:
         G = net_output["unit_posteriors"]  # (|X|, |Y|)
-        units = sample["net_input"]["src_tokens"]
+        units = net_output["units"]
         pos = unit_positional_unigram(units, valid, G.shape[0]) @ G
         skips = [G.t() @ unit_skipgram(units, valid, G.shape[0], k) @ G for k in range(1, max_skip + 1)]
+        counts = torch.bincount(units[valid], minlength=G.shape[0]).to(G.dtype)
+        mean = (counts / counts.sum()) @ G
     else:
-        probs = net_output["logits"].float().softmax(-1)
+        probs = model.get_normalized_probs(net_output, log_probs=False)
         pos = expected_positional_unigram(probs, valid)
         skips = [expected_skipgram(probs, valid, k) for k in range(1, max_skip + 1)]
-    return pos, skips
+        mean = probs[valid].mean(0)
+    return pos, skips, mean
 
 
 @register_criterion("unigram_skipgram_l1", dataclass=UnigramSkipgramL1Config)
@@ -60,7 +64,7 @@ class UnigramSkipgramL1Criterion(FairseqCriterion):
         gen_valid = ~net_output["padding_mask"]
         sign, sign_valid = sample["sign_tokens"], ~sample["sign_padding_mask"]
 
-        gen_pos, gen_skips = generated_statistics(net_output, sample, self.cfg.max_skip)
+        gen_pos, gen_skips, gen_mean = generated_statistics(model, net_output, self.cfg.max_skip)
         real_pos = unit_positional_unigram(sign, sign_valid, self.num_sign)
         T = min(gen_pos.shape[0], real_pos.shape[0])
         both = (positions_present(gen_valid)[:T] & positions_present(sign_valid)[:T]).float()
@@ -72,10 +76,9 @@ class UnigramSkipgramL1Criterion(FairseqCriterion):
                 skip_l1 = skip_l1 + (gen_skip - unit_skipgram(sign, sign_valid, self.num_sign, k)).abs().sum()
 
         loss = pos_l1 + self.cfg.skipgram_weight * skip_l1
-        probs = net_output["logits"].float().softmax(-1)
-        perplexity = code_perplexity(probs, gen_valid)
+        code_ppl = perplexity(gen_mean)
         if self.cfg.code_diversity_weight > 0:
-            loss = loss + self.cfg.code_diversity_weight * (self.num_real_sign - perplexity) / self.num_real_sign
+            loss = loss + self.cfg.code_diversity_weight * (self.num_real_sign - code_ppl) / self.num_real_sign
 
         # The loss is a statistic of the whole batch, so one batch counts as one sample:
         # data-parallel workers then average their gradients.
@@ -83,7 +86,7 @@ class UnigramSkipgramL1Criterion(FairseqCriterion):
             "loss": loss.item(),
             "pos_l1": pos_l1.item(),
             "skip_l1": skip_l1.item(),
-            "code_perplexity": perplexity.item(),
+            "code_perplexity": code_ppl.item(),
             "ntokens": sample["ntokens"],
             "nsentences": sample["nsentences"],
             "sample_size": 1,

@@ -14,7 +14,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from .writers import atomic_open, write_dictionary, write_unit_sentences
+from .writers import atomic_open, write_dictionary, write_features, write_unit_sentences
 
 
 @dataclass
@@ -29,6 +29,10 @@ class UnitCorpusSpec:
     # and sign from disjoint sentences; the statistics then differ by sampling noise, which at
     # a few thousand sentences swamps the signal (the harder, fully unrelated-corpora setting).
     disjoint_halves: bool = False
+    # > 0: also write pooled per-word speech features ({split}.npy + .lengths) of this size for
+    # speech_input=features: the prototype of the word whose clusters the token fell in, plus noise
+    feature_dim: int = 0
+    feature_noise: float = 0.3
     seed: int = 0
 
 
@@ -103,6 +107,16 @@ def build_unit_corpus(sentences: Sequence[Sequence[str]], vocab: Sequence[str], 
         written[f"{split}.ref"] = [sign_units(s) for s in sents]
     for name, sents in written.items():
         write_unit_sentences(os.path.join(out_dir, name), sents)
+    if spec.feature_dim > 0:
+        prototypes = rng.normal(size=(V, spec.feature_dim)).astype(np.float32)
+        word_of_cluster = np.empty(V * c, dtype=np.int64)
+        word_of_cluster[own_clusters.reshape(-1)] = np.repeat(np.arange(V), c)
+        for split in ("train", "valid", "test"):
+            units = written[f"{split}.src"]
+            flat = np.concatenate([np.asarray(u) for u in units])
+            noise = spec.feature_noise * rng.normal(size=(len(flat), spec.feature_dim)).astype(np.float32)
+            feats = prototypes[word_of_cluster[flat]] + noise
+            write_features(os.path.join(out_dir, split), feats, [len(u) for u in units])
     write_dictionary(os.path.join(out_dir, "dict.src.txt"), written["train.src"], symbols=range(V * c))
     write_dictionary(os.path.join(out_dir, "dict.sign.txt"), written["train.sign"], symbols=sorted(set(sign_of_word.tolist())))
     truth = {

@@ -6,67 +6,58 @@ so the two halves are never paired by position and every run with the same seed 
 same draws. Reference sign units of the speech sentence, where given, ride along for
 evaluation only.
 """
-from typing import List, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 from fairseq.data import FairseqDataset
 
-from ..metrics.retrieval import pad_sequences
+from .packed import PackedSequences
 
 
 class UnpairedSpeechSignDataset(FairseqDataset):
     def __init__(
         self,
         split: str,
-        speech_units: Optional[List[torch.Tensor]],
-        speech_features,  # (features, offsets, lengths) or None
-        sign_units: List[torch.Tensor],
+        speech: PackedSequences,
+        discrete_speech: bool,
+        sign_units: PackedSequences,
         speech_pad: int,
         sign_pad: int,
-        refs: Optional[List[torch.Tensor]] = None,
+        refs: Optional[PackedSequences] = None,
         seed: int = 1,
         shuffle: bool = True,
     ):
         super().__init__()
-        if (speech_units is None) == (speech_features is None):
-            raise ValueError("give speech as units or as features, not both")
         self.split = split
-        self.speech_units = speech_units
-        self.speech_features = speech_features
-        self.sign_units = sign_units
-        self.refs = refs
+        self.speech, self.discrete_speech = speech, discrete_speech
+        self.sign_units, self.refs = sign_units, refs
         self.speech_pad, self.sign_pad = speech_pad, sign_pad
         self.seed, self.shuffle = seed, shuffle
-        if speech_units is not None:
-            self.sizes = np.array([len(u) for u in speech_units], dtype=np.int64)
-        else:
-            self.sizes = np.asarray(speech_features[2], dtype=np.int64)
-        if refs is not None and len(refs) != len(self.sizes):
-            raise ValueError(f"{split}: {len(refs)} reference sentences for {len(self.sizes)} speech sentences")
+        self.sizes = speech.lengths.numpy()
+        if refs is not None and len(refs) != len(speech):
+            raise ValueError(f"{split}: {len(refs)} reference sentences for {len(speech)} speech sentences")
         self.set_epoch(1)
 
     def set_epoch(self, epoch: int):
         rng = np.random.default_rng([self.seed, epoch])
-        n, m = len(self.sizes), len(self.sign_units)
+        n, m = len(self.speech), len(self.sign_units)
         draws = np.concatenate([rng.permutation(m) for _ in range(-(-n // m))])
         self.sign_of = draws[:n]
 
-    def speech(self, index: int) -> torch.Tensor:
-        if self.speech_units is not None:
-            return self.speech_units[index]
-        feats, offsets, lengths = self.speech_features
-        o = offsets[index]
-        return torch.from_numpy(np.array(feats[o : o + lengths[index]], dtype=np.float32))
-
     def __getitem__(self, index):
-        item = {"id": index, "speech": self.speech(index), "sign": self.sign_units[self.sign_of[index]]}
+        item = {"id": index, "speech": self.speech[index], "sign": self.sign_units[int(self.sign_of[index])]}
         if self.refs is not None:
             item["ref"] = self.refs[index]
         return item
 
+    def __getitems__(self, indices):
+        """What torch's DataLoader fetches for a batch: the collater gathers the sequences of
+        the whole batch at once from the packed corpora, so it needs only the ids."""
+        return [{"id": int(i)} for i in indices]
+
     def __len__(self):
-        return len(self.sizes)
+        return len(self.speech)
 
     def num_tokens(self, index):
         return int(self.sizes[index])
@@ -81,11 +72,12 @@ class UnpairedSpeechSignDataset(FairseqDataset):
     def collater(self, samples):
         if not samples:
             return {}
-        speech, speech_len = pad_sequences([s["speech"] for s in samples], self.speech_pad if self.speech_units is not None else 0.0)
-        sign, sign_len = pad_sequences([s["sign"] for s in samples], self.sign_pad)
-        key = "src_tokens" if self.speech_units is not None else "src_feats"
+        ids = torch.tensor([s["id"] for s in samples])
+        speech, speech_len = self.speech.pad(ids, self.speech_pad if self.discrete_speech else 0.0)
+        sign, sign_len = self.sign_units.pad(torch.from_numpy(self.sign_of[ids.numpy()]), self.sign_pad)
+        key = "src_tokens" if self.discrete_speech else "src_feats"
         out = {
-            "id": torch.tensor([s["id"] for s in samples]),
+            "id": ids,
             "split": self.split,
             "nsentences": len(samples),
             "ntokens": int(speech_len.sum()),
@@ -94,6 +86,5 @@ class UnpairedSpeechSignDataset(FairseqDataset):
             "sign_padding_mask": torch.arange(sign.shape[1])[None] >= sign_len[:, None],
         }
         if self.refs is not None:
-            ref, ref_len = pad_sequences([s["ref"] for s in samples], self.sign_pad)
-            out["ref_tokens"], out["ref_lengths"] = ref, ref_len
+            out["ref_tokens"], out["ref_lengths"] = self.refs.pad(ids, self.sign_pad)
         return out

@@ -4,6 +4,8 @@ import os
 from collections import Counter
 from typing import Iterable, Sequence
 
+import numpy as np
+
 
 @contextlib.contextmanager
 def atomic_open(path: str, mode: str = "w", **kwargs):
@@ -27,6 +29,15 @@ def write_lines(path: str, lines: Iterable[str]) -> None:
 
 def write_unit_sentences(path: str, sentences: Iterable[Sequence]) -> None:
     write_lines(path, (" ".join(map(str, s)) for s in sentences))
+
+
+def write_features(prefix: str, feats: np.ndarray, lengths: Sequence[int]) -> None:
+    """`{prefix}.npy` (all frames, (N, D)) + `{prefix}.lengths`, the wav2vec-U feature layout."""
+    if sum(lengths) != len(feats):
+        raise ValueError(f"{prefix}: lengths sum to {sum(lengths)} but there are {len(feats)} frames")
+    with atomic_open(prefix + ".npy", "wb") as f:
+        np.save(f, feats)
+    write_lines(prefix + ".lengths", (str(n) for n in lengths))
 
 
 def write_dictionary(path: str, sentences: Iterable[Sequence], symbols: Sequence = ()) -> None:

@@ -8,6 +8,7 @@ from typing import Dict, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
 from torch import Tensor
 
 from .dtw import dtw_distance_cells
@@ -18,10 +19,7 @@ RECALL_KS = (1, 5, 10)
 def pad_sequences(seqs: Sequence[Tensor], pad_value: float = 0.0):
     """List of (T_i, ...) tensors -> (B, T_max, ...) padded tensor and (B,) lengths."""
     lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    out = seqs[0].new_full((len(seqs), int(lengths.max()), *seqs[0].shape[1:]), pad_value)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = s
-    return out, lengths
+    return pad_sequence(list(seqs), batch_first=True, padding_value=pad_value), lengths
 
 
 def frame_cosine_cost(queries: Tensor, candidates: Tensor) -> Tensor:

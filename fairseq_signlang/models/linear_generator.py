@@ -1,7 +1,7 @@
 """Word-level speech2sign-U generator (eq. 7): one linear map, no bias, softmax over sign units.
 
-Speech words come either as unit ids (one-hot input, so the map is a lookup of W's columns)
-or as continuous pooled features. Output classes that are not sign units (the dictionary's
+Speech words come either as unit ids (one-hot input, so G(.|x) is the softmax of W's column
+x) or as continuous pooled features. Output classes that are not sign units (the dictionary's
 special symbols) are masked out, so G(y|x) sums to one over real sign units only.
 """
 from dataclasses import dataclass, field
@@ -9,7 +9,6 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
 
@@ -25,10 +24,6 @@ class LinearGenerator(nn.Module):
 
     def _masked(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.masked_fill(self.invalid_outputs, float("-inf"))
-
-    def logits_from_units(self, units: torch.Tensor) -> torch.Tensor:
-        """units (B, T) ids -> logits (B, T, num_outputs)."""
-        return self._masked(F.embedding(units, self.proj.weight.t()))
 
     def logits_from_features(self, feats: torch.Tensor) -> torch.Tensor:
         """feats (B, T, input_dim) -> logits (B, T, num_outputs)."""
@@ -64,15 +59,20 @@ class Speech2SignUWordModel(BaseFairseqModel):
         return cls(cfg, task.speech_input_dim, len(tgt), invalid, task.discrete_speech)
 
     def forward(self, padding_mask, src_tokens=None, src_feats=None, **kwargs):
-        """Returns logits (B, T, V_sign), the padding mask, and for unit input the unit
-        posterior matrix, which lets the criterion use count statistics of the speech units."""
+        """Unit input: the posterior matrix G (|X|, |Y|) and the units, from which the criterion
+        takes count statistics and get_normalized_probs per-token posteriors, so no (B, T, |Y|)
+        tensor is built during training. Feature input: logits (B, T, |Y|)."""
         if self.discrete_input:
-            out = {"logits": self.generator.logits_from_units(src_tokens), "unit_posteriors": self.generator.unit_posteriors()}
+            out = {"unit_posteriors": self.generator.unit_posteriors(), "units": src_tokens}
         else:
             out = {"logits": self.generator.logits_from_features(src_feats)}
         out["padding_mask"] = padding_mask
         return out
 
     def get_normalized_probs(self, net_output, log_probs: bool, sample=None):
-        logits = net_output["logits"].float()
-        return logits.log_softmax(-1) if log_probs else logits.softmax(-1)
+        """Per-token posteriors G(y | x_t): (B, T, |Y|)."""
+        if "logits" in net_output:
+            logits = net_output["logits"].float()
+            return logits.log_softmax(-1) if log_probs else logits.softmax(-1)
+        probs = net_output["unit_posteriors"][net_output["units"]]
+        return probs.clamp(min=1e-30).log() if log_probs else probs

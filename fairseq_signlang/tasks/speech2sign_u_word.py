@@ -22,6 +22,7 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
 from ..data.readers import CorpusError, load_dictionary, read_features, read_units, require_file
+from ..data.packed import PackedSequences
 from ..data.unpaired_dataset import UnpairedSpeechSignDataset
 from ..metrics.retrieval import RECALL_KS, dtw_similarity, ranks_of_targets, recall_hits
 from ..metrics.uer import unit_errors
@@ -84,14 +85,14 @@ class Speech2SignUWordTask(FairseqTask):
 
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
         if self.discrete_speech:
-            speech_units = read_units(require_file(self._path(f"{split}.src"), "speech unit file"), self.src_dict, self._path("dict.src.txt"))
-            speech_feats, n_speech = None, len(speech_units)
+            units = read_units(require_file(self._path(f"{split}.src"), "speech unit file"), self.src_dict, self._path("dict.src.txt"))
+            speech = PackedSequences.from_list(units)
         else:
-            speech_units = None
-            speech_feats = read_features(self._path(split))
-            if speech_feats[0].shape[1] != self.speech_input_dim:
-                raise CorpusError(f"{self._path(split)}.npy: feature dim {speech_feats[0].shape[1]}, expected {self.speech_input_dim}")
-            n_speech = len(speech_feats[2])
+            feats, offsets, lengths = read_features(self._path(split))
+            if feats.shape[1] != self.speech_input_dim:
+                raise CorpusError(f"{self._path(split)}.npy: feature dim {feats.shape[1]}, expected {self.speech_input_dim}")
+            speech = PackedSequences(feats, offsets, lengths)
+        n_speech = len(speech)
         sign_file = self._path(f"{split}.sign")
         if not os.path.isfile(sign_file):
             sign_file = self._path("train.sign")
@@ -103,12 +104,12 @@ class Speech2SignUWordTask(FairseqTask):
                 raise CorpusError(f"{self._path(f'{split}.ref')}: {len(refs)} lines, but the speech of {split!r} has {n_speech} sentences")
         self.datasets[split] = UnpairedSpeechSignDataset(
             split,
-            speech_units,
-            speech_feats,
-            sign_units,
+            speech,
+            self.discrete_speech,
+            PackedSequences.from_list(sign_units),
             speech_pad=self.src_dict.pad() if self.src_dict is not None else 0,
             sign_pad=self.sign_dict.pad(),
-            refs=refs,
+            refs=PackedSequences.from_list(refs) if refs is not None else None,
             seed=self.cfg.seed,
             shuffle=split == "train",
         )
@@ -129,7 +130,7 @@ class Speech2SignUWordTask(FairseqTask):
 
     def split_posteriors(self, model, dataset: UnpairedSpeechSignDataset):
         """G(X) of every speech sentence of a split: (N, T, V) padded, and (N,) lengths."""
-        batch = dataset.collater([dataset[i] for i in range(len(dataset))])
+        batch = dataset.collater([{"id": i} for i in range(len(dataset))])
         device = next(model.parameters()).device
         net_input = {k: v.to(device) for k, v in batch["net_input"].items()}
         probs = model.get_normalized_probs(model(**net_input), log_probs=False)
@@ -158,9 +159,7 @@ class Speech2SignUWordTask(FairseqTask):
         ids = sample["id"]
         dataset = self._dataset_of(sample)
         all_probs, all_lengths = self.split_posteriors(model, dataset)
-        from ..metrics.retrieval import pad_sequences
-
-        all_refs, ref_lengths = pad_sequences(dataset.refs, self.sign_dict.pad())
+        all_refs, ref_lengths = dataset.refs.pad(torch.arange(len(dataset.refs)), self.sign_dict.pad())
         all_refs, ref_lengths = all_refs.to(all_probs.device), ref_lengths.to(all_probs.device)
         ids = ids.to(all_probs.device)
         cells = self.cfg.retrieval_max_cells
