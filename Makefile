@@ -24,7 +24,10 @@ $(STAMP): setup.py
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# The demo's English text: the King James Bible from Debian's bible-kjv (public domain).
 demo: $(STAMP)
+	@command -v bible >/dev/null 2>&1 || { echo "installing Debian's bible-kjv (the demo's English sentences)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bible-kjv; }
 	$(PY) scripts/demo_word.py --out outputs/demo
 
 bench: $(STAMP)

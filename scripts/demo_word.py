@@ -66,7 +66,7 @@ def main():
     ap.add_argument("--text", help="plain text file, one sentence per line (default: the KJV Bible)")
     ap.add_argument("--vocab", type=int, default=100, help="vocabulary size")
     ap.add_argument("--sentences", type=int, default=14000, help="sentences used (train halves + valid + test)")
-    ap.add_argument("--max-update", type=int, default=300, help="training updates")
+    ap.add_argument("--max-update", type=int, default=200, help="training updates")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     out = os.path.abspath(args.out)

@@ -65,6 +65,8 @@ def build_unit_corpus(sentences: Sequence[Sequence[str]], vocab: Sequence[str], 
     """
     rng = np.random.default_rng(spec.seed)
     V = len(vocab)
+    if V < 2 or spec.similar_sign_pairs * 2 > V:
+        raise ValueError(f"a vocabulary of {V} words is too small (need 2 or more, and 2 per similar sign pair)")
     index = {w: i for i, w in enumerate(vocab)}
     n_eval = spec.valid_sentences + spec.test_sentences
     if len(sentences) < n_eval + 2:
