@@ -27,7 +27,8 @@ def train_overrides(data, run_dir, *extra):
 def trained(known_mapping_corpus, tmp_path_factory):
     data, truth = known_mapping_corpus
     run = str(tmp_path_factory.mktemp("word_run"))
-    log = run_hydra_train(CONFIG_DIR, "word_tiny", train_overrides(data, run, "common.log_format=json"), f"{run}/train.log", 150)
+    overrides = train_overrides(data, run, "common.log_format=json", f"common.tensorboard_logdir={run}/tb")
+    log = run_hydra_train(CONFIG_DIR, "word_tiny", overrides, f"{run}/train.log", 150)
     return data, run, log
 
 
@@ -43,6 +44,31 @@ def test_recovers_known_word_to_unit_mapping(trained):
     valid = log_records(log, "valid")
     assert valid and all(k in valid[-1] for k in ("valid_uer", "valid_a2v_recall@10", "valid_v2a_recall@5"))
     assert float(valid[-1]["valid_best_a2v_recall@1"]) == max(float(v["valid_a2v_recall@1"]) for v in valid)
+
+
+def test_tensorboard_logdir_gets_event_files(trained):
+    _, run, _ = trained
+    events = [f for _, _, files in os.walk(f"{run}/tb") for f in files if f.startswith("events.out.tfevents")]
+    assert len(events) >= 2, events  # train and valid writers
+
+
+def test_fairseq_generate_reports_unit_error_rate(trained):
+    """fairseq-generate on a hydra checkpoint: one sign unit per speech word, and with
+    --scoring wer the unit error rate, equal to the library's UER."""
+    data, run, _ = trained
+    proc = subprocess.run(
+        [f"{BIN}/fairseq-generate", data, "--user-dir", PACKAGE_DIR, "--task", "speech2sign_u_word",
+         "--path", f"{run}/ckpt/checkpoint_best.pt", "--gen-subset", "test", "--batch-size", "64",
+         "--scoring", "wer", "--cpu"],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    hyps = [line.split("\t") for line in proc.stdout.splitlines() if line.startswith("H-")]
+    targets = [line.split("\t") for line in proc.stdout.splitlines() if line.startswith("T-")]
+    assert len(hyps) == 200 and len(targets) == 200
+    wer = float(re.search(r"WER: ([\d.]+)", proc.stdout + proc.stderr).group(1))
+    model, task = load_checkpoint(f"{run}/ckpt/checkpoint_best.pt", data, "cpu")
+    assert wer == pytest.approx(evaluate_split(model, task, "test")["uer"], abs=0.01)
 
 
 def test_checkpoint_loads_with_weights_only(trained):
@@ -160,3 +186,27 @@ def test_continuous_feature_input_trains(tmp_path):
     # chance: R@1 0.5 %, UER about 97 %
     assert result["a2v_recall@1"] >= 60.0 and result["v2a_recall@1"] >= 60.0, result
     assert result["uer"] <= 60.0, result["uer"]
+
+
+@pytest.mark.parametrize("config,vocab,clusters_per_word,max_skip", [
+    ("word_vocab100", 100, 4, 6), ("word_vocab200", 200, 4, 6), ("word_vocab500", 500, 4, 6), ("word_vocab1000", 1000, 2, 4),
+])
+def test_paper_configs_train_at_paper_sizes(config, vocab, clusters_per_word, max_skip, tmp_path):
+    """The paper's configs, for shapes: |X| = 4 x vocabulary speech clusters (2000 for 1000),
+    |Y| = vocabulary sign units, K skip-grams, lr 0.4; two updates on a small corpus."""
+    from fairseq_signlang.data.simulated_units import UnitCorpusSpec, build_unit_corpus, markov_sentences
+
+    data = str(tmp_path / "data")
+    words = [f"w{i}" for i in range(vocab)]
+    spec = UnitCorpusSpec(clusters_per_word=clusters_per_word, valid_sentences=20, test_sentences=20, seed=1)
+    build_unit_corpus(markov_sentences(vocab, 300, seed=1, max_len=8), words, data, spec)
+    overrides = train_overrides(data, str(tmp_path), "optimization.max_update=2", "common.log_format=json", "common.log_interval=1")
+    log = run_hydra_train(CONFIG_DIR, config, overrides, f"{tmp_path}/train.log", 2)
+    state = torch.load(f"{tmp_path}/ckpt/checkpoint_last.pt", map_location="cpu", weights_only=True)
+    W = state["model"]["generator.proj.weight"]
+    nspecial = 4
+    assert tuple(W.shape) == (vocab - 5 + nspecial, vocab * clusters_per_word + nspecial)  # 5 similar pairs share units
+    cfg = state["cfg"]
+    assert cfg["criterion"]["max_skip"] == max_skip and cfg["optimization"]["lr"] == [0.4]
+    assert cfg["dataset"]["batch_size"] == (12000 if vocab == 1000 else 16000)
+    assert [int(r["num_updates"]) for r in log_records(log, "train_inner")] == [1, 2]

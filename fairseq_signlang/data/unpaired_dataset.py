@@ -85,6 +85,6 @@ class UnpairedSpeechSignDataset(FairseqDataset):
             "sign_tokens": sign,
             "sign_padding_mask": torch.arange(sign.shape[1])[None] >= sign_len[:, None],
         }
-        if self.refs is not None:
-            out["ref_tokens"], out["ref_lengths"] = self.refs.pad(ids, self.sign_pad)
+        # the reference sign units, for evaluation only (fairseq-generate reads "target")
+        out["target"], out["target_lengths"] = self.refs.pad(ids, self.sign_pad) if self.refs is not None else (None, None)
         return out

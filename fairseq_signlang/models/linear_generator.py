@@ -76,3 +76,22 @@ class Speech2SignUWordModel(BaseFairseqModel):
             return logits.log_softmax(-1) if log_probs else logits.softmax(-1)
         probs = net_output["unit_posteriors"][net_output["units"]]
         return probs.clamp(min=1e-30).log() if log_probs else probs
+
+
+class WordUnitDecoder:
+    """Inference for fairseq-generate: one sign unit per speech word, the most probable one.
+    Returns fairseq's hypothesis format (one hypothesis per sentence)."""
+
+    symbols_to_strip_from_output = frozenset()  # outputs never hold special symbols (masked out)
+
+    @torch.no_grad()
+    def generate(self, models, sample, **kwargs):
+        model = models[0]
+        net_output = model(**sample["net_input"])
+        lprobs = model.get_normalized_probs(net_output, log_probs=True)
+        scores, units = lprobs.max(-1)
+        valid = ~net_output["padding_mask"]
+        return [
+            [{"tokens": u[v], "score": s[v].mean(), "positional_scores": s[v], "alignment": None}]
+            for u, s, v in zip(units, scores, valid)
+        ]

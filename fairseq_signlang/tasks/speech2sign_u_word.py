@@ -26,6 +26,7 @@ from ..data.packed import PackedSequences
 from ..data.unpaired_dataset import UnpairedSpeechSignDataset
 from ..metrics.retrieval import RECALL_KS, dtw_similarity, ranks_of_targets, recall_hits
 from ..metrics.uer import unit_errors
+from ..models.linear_generator import WordUnitDecoder
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,11 @@ class Speech2SignUWordTask(FairseqTask):
     def max_positions(self):
         return None
 
+    def build_generator(self, models, args, **kwargs):
+        """fairseq-generate prints each speech word's most probable sign unit; with
+        `--scoring wer` it reports the unit error rate against {split}.ref."""
+        return WordUnitDecoder()
+
     # ---- evaluation -------------------------------------------------------------------------
 
     def split_posteriors(self, model, dataset: UnpairedSpeechSignDataset):
@@ -138,14 +144,14 @@ class Speech2SignUWordTask(FairseqTask):
 
     def valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
-        if "ref_tokens" not in sample:
+        if sample["target"] is None:
             return loss, sample_size, logging_output
         with torch.no_grad():
             probs = model.get_normalized_probs(model(**sample["net_input"]), log_probs=False)
             valid = ~sample["net_input"]["padding_mask"]
             hyps = probs.argmax(-1)
             errors = length = 0
-            for h, v, r, n in zip(hyps, valid, sample["ref_tokens"], sample["ref_lengths"]):
+            for h, v, r, n in zip(hyps, valid, sample["target"], sample["target_lengths"]):
                 e, l = unit_errors(h[v].tolist(), r[:n].tolist())
                 errors, length = errors + e, length + l
             logging_output["_uer_errors"], logging_output["_uer_length"] = errors, length
