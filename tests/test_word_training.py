@@ -210,3 +210,17 @@ def test_paper_configs_train_at_paper_sizes(config, vocab, clusters_per_word, ma
     assert cfg["criterion"]["max_skip"] == max_skip and cfg["optimization"]["lr"] == [0.4]
     assert cfg["dataset"]["batch_size"] == (12000 if vocab == 1000 else 16000)
     assert [int(r["num_updates"]) for r in log_records(log, "train_inner")] == [1, 2]
+
+
+def test_bad_unit_stops_training_with_file_and_line(known_mapping_corpus, tmp_path):
+    import shutil
+
+    data = str(tmp_path / "data")
+    shutil.copytree(known_mapping_corpus[0], data)
+    lines = open(f"{data}/train.src").read().splitlines()
+    lines[6] = lines[6] + " 99999"
+    open(f"{data}/train.src", "w").write("\n".join(lines) + "\n")
+    cmd = hydra_train_command(CONFIG_DIR, "word_tiny", train_overrides(data, str(tmp_path)))
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode != 0
+    assert f"{data}/train.src:7: unit '99999' is not in {data}/dict.src.txt" in proc.stderr + proc.stdout

@@ -26,14 +26,13 @@ class UnpairedSpeechSignDataset(FairseqDataset):
         sign_pad: int,
         refs: Optional[PackedSequences] = None,
         seed: int = 1,
-        shuffle: bool = True,
     ):
         super().__init__()
         self.split = split
         self.speech, self.discrete_speech = speech, discrete_speech
         self.sign_units, self.refs = sign_units, refs
         self.speech_pad, self.sign_pad = speech_pad, sign_pad
-        self.seed, self.shuffle = seed, shuffle
+        self.seed = seed
         self.sizes = speech.lengths.numpy()
         if refs is not None and len(refs) != len(speech):
             raise ValueError(f"{split}: {len(refs)} reference sentences for {len(speech)} speech sentences")
@@ -66,8 +65,9 @@ class UnpairedSpeechSignDataset(FairseqDataset):
         return int(self.sizes[index])
 
     def ordered_indices(self):
-        # Distribution matching wants batches that are random samples of the corpus.
-        return np.random.permutation(len(self)) if self.shuffle else np.arange(len(self))
+        # Distribution matching wants batches that are random samples of the corpus
+        # (fairseq seeds numpy around this call).
+        return np.random.permutation(len(self))
 
     def collater(self, samples):
         if not samples:

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
+import numpy as np
 import torch
 from fairseq import metrics
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
@@ -73,8 +74,6 @@ class Speech2SignUWordTask(FairseqTask):
 
     @staticmethod
     def _feature_dim(data: str) -> int:
-        import numpy as np
-
         for split in ("train", "valid", "test"):
             path = os.path.join(data, f"{split}.npy")
             if os.path.isfile(path):
@@ -112,7 +111,6 @@ class Speech2SignUWordTask(FairseqTask):
             sign_pad=self.sign_dict.pad(),
             refs=PackedSequences.from_list(refs) if refs is not None else None,
             seed=self.cfg.seed,
-            shuffle=split == "train",
         )
         logger.info(f"{split}: {n_speech} speech sentences, {len(sign_units)} sign sentences from {sign_file}, references: {refs is not None}")
 
