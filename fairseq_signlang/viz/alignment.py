@@ -33,7 +33,7 @@ def plot_alignments(
             ax.set_yticks(range(len(speech_labels[p])), speech_labels[p], fontsize=7)
         if sign_labels is not None:
             ax.set_xticks(range(len(sign_labels[p])), sign_labels[p], fontsize=7, rotation=90)
-        ax.set_ylabel("speech")
+        ax.set_ylabel("speech (recognised sign)" if speech_labels is not None else "speech")
         ax.set_xlabel("sign")
         if titles is not None:
             ax.set_title(titles[p], fontsize=9)
