@@ -98,6 +98,8 @@ def main():
             f"hydra.run.dir={os.path.join(out, 'hydra')}",
             f"optimization.max_update={args.max_update}",
             "common.log_format=json",
+            "common.log_interval=10",
+            "dataset.validate_interval_updates=10",  # dense curves; validation of 200 sentences is cheap
             f"common.seed={args.seed}",
         ],
         os.path.join(out, "train.log"),
