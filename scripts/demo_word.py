@@ -67,6 +67,11 @@ def main():
     ap.add_argument("--vocab", type=int, default=100, help="vocabulary size")
     ap.add_argument("--sentences", type=int, default=14000, help="sentences used (train halves + valid + test)")
     ap.add_argument("--max-update", type=int, default=200, help="training updates")
+    ap.add_argument(
+        "--disjoint-halves",
+        action="store_true",
+        help="draw speech and sign from disjoint sentences instead of hiding the pairing of one set (much harder)",
+    )
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     out = os.path.abspath(args.out)
@@ -83,7 +88,7 @@ def main():
     print(f"      {len(kept)} sentences of >= 5 words from a {len(vocab)}-word vocabulary")
 
     print("[2/4] unit corpus with a known mapping")
-    truth = build_unit_corpus(kept, vocab, data, UnitCorpusSpec(seed=args.seed))
+    truth = build_unit_corpus(kept, vocab, data, UnitCorpusSpec(disjoint_halves=args.disjoint_halves, seed=args.seed))
     print(f"      {truth['sentences']}, similar sign pairs: {truth['similar_sign_pairs']}")
 
     print("[3/4] fairseq-hydra-train (examples/speech2sign_u/word_tiny.yaml)")

@@ -36,7 +36,8 @@ def test_recovers_known_word_to_unit_mapping(trained):
     data, run, log = trained
     model, task = load_checkpoint(f"{run}/ckpt/checkpoint_best.pt", data, "cpu")
     result = evaluate_split(model, task, "test")
-    # chance: R@1 = 0.5 %, UER ~ 95 %; paper's speech2text-U topline at vocabulary 98: UER 7.5, R@1 98.2
+    # measured: UER 8.9, R@1 100 both ways; chance: R@1 0.5 %, UER ~ 95 %;
+    # the paper's speech2text-U topline at vocabulary 98: UER 7.5, R@1 98.2
     assert result["uer"] <= 15.0, result["uer"]
     assert result["a2v_recall@1"] >= 85.0, result["a2v_recall@1"]
     assert result["v2a_recall@1"] >= 85.0, result["v2a_recall@1"]
@@ -183,7 +184,7 @@ def test_continuous_feature_input_trains(tmp_path):
     run_hydra_train(CONFIG_DIR, "word_tiny", overrides, f"{tmp_path}/train.log", 100)
     model, task = load_checkpoint(f"{tmp_path}/ckpt/checkpoint_last.pt", data, "cpu")
     result = evaluate_split(model, task, "test")
-    # chance: R@1 0.5 %, UER about 97 %
+    # measured: UER 36.4, R@1 93.5 (A->V) / 90.0 (V->A); chance: R@1 0.5 %, UER about 97 %
     assert result["a2v_recall@1"] >= 60.0 and result["v2a_recall@1"] >= 60.0, result
     assert result["uer"] <= 60.0, result["uer"]
 
