@@ -27,7 +27,8 @@ test: $(STAMP)
 # The demo's English text: the King James Bible from Debian's bible-kjv (public domain).
 demo: $(STAMP)
 	@command -v bible >/dev/null 2>&1 || { echo "installing Debian's bible-kjv (the demo's English sentences)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bible-kjv; }
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bible-kjv; }
 	$(PY) scripts/demo_word.py --out outputs/demo
 
 bench: $(STAMP)

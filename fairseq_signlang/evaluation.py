@@ -3,7 +3,7 @@ from typing import Dict, Optional
 
 import torch
 
-from .metrics.retrieval import dtw_similarity, ranks_of_targets, recall_at_k
+from .metrics.retrieval import recall_at_k, target_rank
 from .metrics.uer import unit_error_rate
 
 
@@ -30,16 +30,19 @@ def evaluate_split(model, task, split: str, top: int = 10) -> Dict:
         raise ValueError(f"split {split!r} has no {split}.ref, so there is nothing to evaluate against")
     probs, lengths = task.split_posteriors(model, dataset)
     hyps = [p[:n].argmax(-1).tolist() for p, n in zip(probs, lengths)]
-    ref_pad, ref_lengths = dataset.refs.pad(torch.arange(len(dataset.refs)), task.target_dictionary.pad())
-    refs = [r[:n].tolist() for r, n in zip(ref_pad, ref_lengths)]
-    scores = dtw_similarity(probs, lengths, ref_pad.to(probs.device), ref_lengths, task.cfg.retrieval_max_cells).cpu()
+    refs = [dataset.refs[i].tolist() for i in range(len(dataset.refs))]
+    scores = task.split_similarity(model, split).cpu()
     out = {"split": split, "num_sentences": len(refs), "uer": unit_error_rate(zip(hyps, refs))}
     out.update(recall_at_k(scores))
     k = min(top, scores.shape[0])
     targets = torch.arange(scores.shape[0])
-    out["rankings"] = {
-        "a2v": {"top": scores.topk(k, dim=1).indices.tolist(), "rank_of_true": ranks_of_targets(scores, targets).tolist()},
-        "v2a": {"top": scores.t().topk(k, dim=1).indices.tolist(), "rank_of_true": ranks_of_targets(scores.t(), targets).tolist()},
-    }
+    out["rankings"] = {}
+    for direction, mat in (("a2v", scores), ("v2a", scores.t())):
+        better, ties = target_rank(mat, targets)
+        out["rankings"][direction] = {
+            "top": mat.topk(k, dim=1).indices.tolist(),  # candidate indices, best first
+            "better_than_true": better.tolist(),  # candidates scored above the true one
+            "tied_with_true": ties.tolist(),  # other candidates scored equal to it
+        }
     out["_scores"], out["_probs"], out["_lengths"] = scores, probs.cpu(), lengths.cpu()
     return out

@@ -34,8 +34,9 @@ def write_evaluation(result: Dict, out_dir: str, task, num_pairs: int = 6, word_
         probs = result["_probs"][i, : result["_lengths"][i]]
         ref = dataset.refs[i]
         maps.append(1.0 - pair_cosine_cost(probs, ref).numpy())
-        rank = result["rankings"]["a2v"]["rank_of_true"][i]
-        titles.append(f"{result['split']} #{i}: true sign ranked {rank + 1}")
+        better = result["rankings"]["a2v"]["better_than_true"][i]
+        ties = result["rankings"]["a2v"]["tied_with_true"][i]
+        titles.append(f"{result['split']} #{i}: true sign ranked {better + 1}" + (f" (tied with {ties})" if ties else ""))
         sp_labels.append([name(int(u)) for u in probs.argmax(-1)])
         sg_labels.append([name(int(u)) for u in ref])
     plot_alignments(maps, os.path.join(out_dir, "alignments.png"), titles, sp_labels, sg_labels)

@@ -47,6 +47,7 @@ def run_hydra_train(
     max_update: Optional[int] = None,
     desc: str = "training",
     env: Optional[dict] = None,
+    cwd: str = REPO_DIR,
 ) -> str:
     """Train, writing fairseq's log to `log_path`; a progress bar follows num_updates.
     Raises with the log's tail when training fails. Returns the log text."""
@@ -54,7 +55,7 @@ def run_hydra_train(
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
     lines = []
     with open(log_path, "w", encoding="utf-8") as log, tqdm(total=max_update, desc=desc, unit="upd", mininterval=2) as bar:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO_DIR)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd)
         for line in proc.stdout:
             log.write(line)
             lines.append(line)

@@ -4,8 +4,9 @@
 1. Real English sentences (the King James Bible from Debian's bible-kjv, or --text), restricted
    to the 100 most frequent words, sentences of at least 5 such words (as ASL LibriSpeech 100).
 2. A word-level unit corpus with a known mapping: about 4 speech clusters per word with
-   imperfect purity, one sign unit per word with a few visually similar pairs sharing one,
-   speech and sign halves from disjoint sentences (unpaired).
+   imperfect purity, one sign unit per word with a few visually similar pairs sharing one;
+   every sentence rendered in both modalities and the sign side shuffled, so the pairing is
+   hidden (as ASL LibriSpeech; --disjoint-halves draws the two sides from different sentences).
 3. Training through fairseq-hydra-train (examples/speech2sign_u/word_tiny.yaml).
 4. DTW retrieval on the test split: metrics.json, rankings.json, alignments.png,
    training_curves.png, mapping.png under --out.

@@ -2,6 +2,7 @@
 from collections import Counter
 
 import numpy as np
+import pytest
 import torch
 
 from fairseq_signlang.criterions.distribution_matching import (
@@ -49,3 +50,24 @@ def test_statistics_of_units_pushed_through_G_equal_expected_statistics():
     torch.testing.assert_close(unit_positional_unigram(units, valid, Vx) @ G, expected_positional_unigram(probs, valid))
     for k in (1, 2, 5):
         torch.testing.assert_close(G.t() @ unit_skipgram(units, valid, Vx, k) @ G, expected_skipgram(probs, valid, k))
+
+
+def test_criterion_in_half_precision_matches_float(known_mapping_corpus):
+    """Under fp16/bf16 training the model's G is half precision; the statistics stay float32."""
+    from fairseq import tasks
+
+    from fairseq_signlang.criterions.unigram_skipgram_l1 import UnigramSkipgramL1Config, UnigramSkipgramL1Criterion
+    from fairseq_signlang.models.linear_generator import Speech2SignUWordModel, Speech2SignUWordModelConfig
+    from fairseq_signlang.tasks.speech2sign_u_word import Speech2SignUWordConfig
+
+    task = tasks.TASK_REGISTRY["speech2sign_u_word"].setup_task(Speech2SignUWordConfig(data=known_mapping_corpus[0], seed=1))
+    task.load_dataset("valid")
+    dataset = task.datasets["valid"]
+    sample = dataset.collater([{"id": i} for i in range(len(dataset))])
+    torch.manual_seed(0)
+    model = Speech2SignUWordModel.build_model(Speech2SignUWordModelConfig(), task)
+    criterion = UnigramSkipgramL1Criterion(UnigramSkipgramL1Config(), task)
+    full, _, _ = criterion(model, sample)
+    half, _, _ = criterion(model.to(torch.bfloat16), sample)
+    assert half.dtype == torch.float32
+    assert half.item() == pytest.approx(full.item(), rel=2e-2)

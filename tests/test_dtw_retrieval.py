@@ -11,7 +11,7 @@ from fairseq_signlang.metrics.retrieval import (
     frame_cosine_cost,
     pad_sequences,
     pair_cosine_cost,
-    ranks_of_targets,
+    target_rank,
     recall_at_k,
 )
 
@@ -90,10 +90,13 @@ def test_similarity_matches_dtw_python_with_cosine_distance():
 
 
 def brute_force_recall(scores: np.ndarray, k: int) -> float:
-    hits = 0
+    """Expected recall@k under random tie-breaking, by walking every place the target can take."""
+    hits = 0.0
     for i, row in enumerate(scores):
-        order = sorted(range(len(row)), key=lambda j: -row[j])  # stable: ties by index
-        hits += i in order[:k]
+        better = sum(1 for s in row if s > row[i])
+        ties = sum(1 for j, s in enumerate(row) if s == row[i] and j != i)
+        places = range(better, better + ties + 1)  # equally likely
+        hits += sum(p < k for p in places) / len(places)
     return 100.0 * hits / len(scores)
 
 
@@ -109,11 +112,23 @@ def test_recall_matches_brute_force(n):
         assert ours["a2v_recall@5"] == 100.0 and ours["v2a_recall@10"] == 100.0
 
 
-def test_ranks_of_targets():
+def test_constant_scores_give_chance_recall():
+    """A model that cannot tell candidates apart must not profit from their order."""
+    ours = recall_at_k(torch.zeros(40, 40))
+    assert ours["a2v_recall@1"] == pytest.approx(100 / 40) and ours["v2a_recall@10"] == pytest.approx(100 * 10 / 40)
+
+
+def test_target_rank():
     scores = torch.tensor([[0.1, 0.9, 0.5], [0.3, 0.3, 0.3]])
-    assert ranks_of_targets(scores, torch.tensor([2, 1])).tolist() == [1, 1]
+    better, ties = target_rank(scores, torch.tensor([2, 1]))
+    assert better.tolist() == [1, 0] and ties.tolist() == [0, 2]
 
 
 def test_recall_rejects_non_square():
     with pytest.raises(ValueError, match="square"):
         recall_at_k(torch.zeros(2, 3))
+
+
+def test_empty_sequences_are_refused():
+    with pytest.raises(ValueError, match="within 1"):
+        dtw_distance(torch.rand(2, 3, 3), torch.tensor([3, 0]), torch.tensor([3, 3]))

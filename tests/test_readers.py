@@ -144,3 +144,33 @@ def test_packed_padding_matches_items():
     fpacked = PackedSequences(feats, [0, 3, 4], [3, 1, 2])
     fpad, _ = fpacked.pad([1, 2])
     assert fpad.shape == (2, 2, 2) and fpad[0, 1].tolist() == [0.0, 0.0] and fpad[1, 1].tolist() == [10.0, 11.0]
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_sign_draws_change_every_epoch_through_fairseq_iterators(num_workers):
+    """fairseq hands the dataset to DataLoader workers; the per-epoch draw must reach them."""
+    from argparse import Namespace
+
+    from fairseq.tasks import FairseqTask
+
+    from fairseq_signlang.data.packed import PackedSequences
+    from fairseq_signlang.data.unpaired_dataset import UnpairedSpeechSignDataset
+
+    speech = PackedSequences.from_list([torch.tensor([5, 6, 7])] * 8)
+    signs = PackedSequences.from_list([torch.tensor([4 + i] * 3) for i in range(8)])
+    dataset = UnpairedSpeechSignDataset("train", speech, True, signs, 1, 1, seed=1)
+    task = FairseqTask(Namespace())
+    draws = []
+    for epoch in (1, 2, 3):
+        itr = task.get_batch_iterator(dataset, max_sentences=8, num_workers=num_workers, epoch=epoch)
+        batch = next(itr.next_epoch_itr(shuffle=False))
+        draws.append(sorted(zip(batch["id"].tolist(), batch["sign_tokens"][:, 0].tolist())))
+    assert draws[0] != draws[1] and draws[1] != draws[2]
+
+
+def test_non_utf8_line_is_named(tmp_path, unit_dict):
+    d, dpath = unit_dict
+    path = tmp_path / "train.src"
+    path.write_bytes(b"1 2 3\n4 \xff 5\n")
+    with pytest.raises(CorpusError, match=rf"{path}:2: not UTF-8"):
+        read_units(str(path), d, dpath)

@@ -100,9 +100,10 @@ def test_retrieve_script_writes_rankings_and_plot(trained, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rankings = json.loads((out / "rankings.json").read_text())
-    n = len(rankings["a2v"]["rank_of_true"])
-    assert n == 200 and len(rankings["a2v"]["top"][0]) == 10
-    hits = sum(r < 1 for r in rankings["a2v"]["rank_of_true"])
+    a2v = rankings["a2v"]
+    n = len(a2v["better_than_true"])
+    assert n == 200 and len(a2v["top"][0]) == 10
+    hits = sum(1.0 / (t + 1) for b, t in zip(a2v["better_than_true"], a2v["tied_with_true"]) if b == 0)
     assert rankings["metrics"]["a2v_recall@1"] == pytest.approx(100.0 * hits / n, abs=0.01)
     assert (out / "alignments.png").stat().st_size > 10_000
 
@@ -118,28 +119,30 @@ def test_retrieve_script_reports_missing_references(trained, tmp_path):
 
 
 def test_resume_after_sigkill(known_mapping_corpus, tmp_path):
+    """The documented command, started again in the same folder after SIGKILL, resumes from
+    checkpoints/checkpoint_last.pt (the configs keep hydra in the launch folder)."""
     data, _ = known_mapping_corpus
     run = str(tmp_path)
-    overrides = train_overrides(
-        data, run, "common.log_format=json", "common.log_interval=1", "checkpoint.save_interval_updates=10",
+    overrides = [
+        f"task.data={data}", "common.log_format=json", "common.log_interval=1", "checkpoint.save_interval_updates=10",
         "dataset.validate_interval_updates=10", "optimization.max_update=80", "dataset.batch_size=1000",
-    )
+    ]
     cmd = hydra_train_command(CONFIG_DIR, "word_tiny", overrides)
     with open(f"{run}/first.log", "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=run, start_new_session=True)
         deadline = time.time() + 240
         while time.time() < deadline and proc.poll() is None:
-            if "num_updates\": \"2" in open(f"{run}/first.log").read() and os.path.exists(f"{run}/ckpt/checkpoint_last.pt"):
+            if "num_updates\": \"2" in open(f"{run}/first.log").read() and os.path.exists(f"{run}/checkpoints/checkpoint_last.pt"):
                 break
             time.sleep(0.2)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
-    saved = torch.load(f"{run}/ckpt/checkpoint_last.pt", map_location="cpu", weights_only=True)
+    saved = torch.load(f"{run}/checkpoints/checkpoint_last.pt", map_location="cpu", weights_only=True)
     saved_updates = saved["optimizer_history"][-1]["num_updates"]
     assert saved_updates >= 10
 
-    second = run_hydra_train(CONFIG_DIR, "word_tiny", overrides, f"{run}/second.log", 80)
+    second = run_hydra_train(CONFIG_DIR, "word_tiny", overrides, f"{run}/second.log", 80, cwd=run)
     assert f"@ {saved_updates} updates" in second  # "Loaded checkpoint ... (epoch E @ N updates)"
     updates = [int(r["num_updates"]) for r in log_records(second, "train_inner")]
     assert updates[0] == saved_updates + 1 and updates[-1] == 80
@@ -225,3 +228,21 @@ def test_bad_unit_stops_training_with_file_and_line(known_mapping_corpus, tmp_pa
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert proc.returncode != 0
     assert f"{data}/train.src:7: unit '99999' is not in {data}/dict.src.txt" in proc.stderr + proc.stdout
+
+
+def test_reference_with_wrong_word_count_names_line(known_mapping_corpus, tmp_path):
+    import shutil
+
+    from fairseq import tasks
+
+    from fairseq_signlang.data.readers import CorpusError
+    from fairseq_signlang.tasks.speech2sign_u_word import Speech2SignUWordConfig
+
+    data = str(tmp_path / "data")
+    shutil.copytree(known_mapping_corpus[0], data)
+    lines = open(f"{data}/valid.ref").read().splitlines()
+    lines[3] = lines[3] + " " + lines[3].split()[0]
+    open(f"{data}/valid.ref", "w").write("\n".join(lines) + "\n")
+    task = tasks.TASK_REGISTRY["speech2sign_u_word"].setup_task(Speech2SignUWordConfig(data=data, seed=1))
+    with pytest.raises(CorpusError, match=rf"{data}/valid.ref:4: \d+ sign units for a speech sentence of \d+ words"):
+        task.load_dataset("valid")

@@ -35,7 +35,7 @@ def generated_statistics(model, net_output, max_skip: int):
     generator's output."""
     valid = ~net_output["padding_mask"]
     if "unit_posteriors" in net_output:
-        G = net_output["unit_posteriors"]  # (|X|, |Y|)
+        G = net_output["unit_posteriors"].float()  # (|X|, |Y|); statistics in float32 also under fp16
         units = net_output["units"]
         pos = unit_positional_unigram(units, valid, G.shape[0]) @ G
         skips = [G.t() @ unit_skipgram(units, valid, G.shape[0], k) @ G for k in range(1, max_skip + 1)]

@@ -22,6 +22,16 @@ def require_file(path: str, what: str = "file") -> str:
     return path
 
 
+def _numbered_lines(path: str):
+    """(1-based line number, text) of a UTF-8 text file; undecodable bytes name their line."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise CorpusError(f"{path}:{lineno}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
 def load_dictionary(path: str) -> Dictionary:
     require_file(path, "dictionary")
     try:
@@ -34,19 +44,18 @@ def read_units(path: str, dictionary: Dictionary, dict_path: str = "the dictiona
     """One sentence of space-separated unit symbols per line -> list of LongTensors of indices."""
     require_file(path, "unit file")
     out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            symbols = line.split()
-            if not symbols:
-                raise CorpusError(f"{path}:{lineno}: empty sentence")
-            ids = [dictionary.indices.get(s, -1) for s in symbols]
-            if -1 in ids:
-                bad = symbols[ids.index(-1)]
-                raise CorpusError(f"{path}:{lineno}: unit {bad!r} is not in {dict_path}")
-            if min(ids) < dictionary.nspecial:
-                bad = symbols[int(np.argmin(ids))]
-                raise CorpusError(f"{path}:{lineno}: {bad!r} is a special symbol, not a unit")
-            out.append(torch.tensor(ids, dtype=torch.long))
+    for lineno, line in _numbered_lines(path):
+        symbols = line.split()
+        if not symbols:
+            raise CorpusError(f"{path}:{lineno}: empty sentence")
+        ids = [dictionary.indices.get(s, -1) for s in symbols]
+        if -1 in ids:
+            bad = symbols[ids.index(-1)]
+            raise CorpusError(f"{path}:{lineno}: unit {bad!r} is not in {dict_path}")
+        if min(ids) < dictionary.nspecial:
+            bad = symbols[int(np.argmin(ids))]
+            raise CorpusError(f"{path}:{lineno}: {bad!r} is a special symbol, not a unit")
+        out.append(torch.tensor(ids, dtype=torch.long))
     if not out:
         raise CorpusError(f"{path}: no sentences")
     return out
@@ -55,15 +64,26 @@ def read_units(path: str, dictionary: Dictionary, dict_path: str = "the dictiona
 def read_lengths(path: str) -> np.ndarray:
     require_file(path, "lengths file")
     lengths = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            s = line.strip()
-            if not s.isdigit() or int(s) == 0:
-                raise CorpusError(f"{path}:{lineno}: expected a positive integer length, got {s!r}")
-            lengths.append(int(s))
+    for lineno, line in _numbered_lines(path):
+        s = line.strip()
+        if not s.isdigit() or int(s) == 0:
+            raise CorpusError(f"{path}:{lineno}: expected a positive integer length, got {s!r}")
+        lengths.append(int(s))
     if not lengths:
         raise CorpusError(f"{path}: no lengths")
     return np.asarray(lengths, dtype=np.int64)
+
+
+def open_feature_array(npy: str) -> np.ndarray:
+    """Memory-map a (frames, dim) feature array, checking only its header."""
+    require_file(npy, "feature file")
+    try:
+        feats = np.load(npy, mmap_mode="r")
+    except Exception as e:
+        raise CorpusError(f"{npy}: not a readable .npy file ({e})") from e
+    if feats.ndim != 2:
+        raise CorpusError(f"{npy}: expected a 2-D (frames, dim) array, got shape {feats.shape}")
+    return feats
 
 
 def read_features(prefix: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -72,14 +92,8 @@ def read_features(prefix: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     Returns (features, offsets, lengths); utterance i is features[offsets[i]:offsets[i]+lengths[i]].
     """
     npy, len_path = prefix + ".npy", prefix + ".lengths"
-    require_file(npy, "feature file")
+    feats = open_feature_array(npy)
     lengths = read_lengths(len_path)
-    try:
-        feats = np.load(npy, mmap_mode="r")
-    except Exception as e:
-        raise CorpusError(f"{npy}: not a readable .npy file ({e})") from e
-    if feats.ndim != 2:
-        raise CorpusError(f"{npy}: expected a 2-D (frames, dim) array, got shape {feats.shape}")
     ends = np.cumsum(lengths)
     if ends[-1] != feats.shape[0]:
         over = np.nonzero(ends > feats.shape[0])[0]

@@ -38,6 +38,12 @@ class UnpairedSpeechSignDataset(FairseqDataset):
             raise ValueError(f"{split}: {len(refs)} reference sentences for {len(speech)} speech sentences")
         self.set_epoch(1)
 
+    @property
+    def can_reuse_epoch_itr_across_epochs(self):
+        # The draw lives in this object; a reused iterator's worker processes would keep
+        # the first epoch's copy of it, and batches would keep their first composition.
+        return False
+
     def set_epoch(self, epoch: int):
         rng = np.random.default_rng([self.seed, epoch])
         n, m = len(self.speech), len(self.sign_units)

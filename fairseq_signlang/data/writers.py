@@ -35,9 +35,10 @@ def write_features(prefix: str, feats: np.ndarray, lengths: Sequence[int]) -> No
     """`{prefix}.npy` (all frames, (N, D)) + `{prefix}.lengths`, the wav2vec-U feature layout."""
     if sum(lengths) != len(feats):
         raise ValueError(f"{prefix}: lengths sum to {sum(lengths)} but there are {len(feats)} frames")
-    with atomic_open(prefix + ".npy", "wb") as f:
-        np.save(f, feats)
-    write_lines(prefix + ".lengths", (str(n) for n in lengths))
+    # both files are complete before either is renamed into place
+    with atomic_open(prefix + ".npy", "wb") as npy, atomic_open(prefix + ".lengths", encoding="utf-8") as lengths_file:
+        np.save(npy, feats)
+        lengths_file.writelines(f"{n}\n" for n in lengths)
 
 
 def write_dictionary(path: str, sentences: Iterable[Sequence], symbols: Sequence = ()) -> None:

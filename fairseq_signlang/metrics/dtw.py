@@ -25,8 +25,15 @@ def dtw_distance_cells(cost: Tensor, n_lengths: Tensor, m_lengths: Tensor) -> Te
     """
     N, M, P = cost.shape
     c = cost.reshape(N * M, P)
-    n, m = n_lengths.to(cost.device), m_lengths.to(cost.device)
-    end_diag = n + m - 2
+    n_cpu, m_cpu = n_lengths.cpu(), m_lengths.cpu()
+    if len(n_cpu) != P or len(m_cpu) != P:
+        raise ValueError(f"{P} pairs but {len(n_cpu)} and {len(m_cpu)} lengths")
+    if P and (n_cpu.min() < 1 or m_cpu.min() < 1 or n_cpu.max() > N or m_cpu.max() > M):
+        raise ValueError(f"DTW lengths must be within 1..{N} and 1..{M}")
+    # pairs grouped by the diagonal their last cell lies on, decided once (no sync in the loop)
+    end_diag = n_cpu + m_cpu - 2
+    ends_at = {int(d): (end_diag == d).nonzero().squeeze(1).to(cost.device) for d in end_diag.unique()}
+    n = n_cpu.to(cost.device)
     out = cost.new_empty(P)
     # D of the previous two diagonals, indexed by row i + 1 (row 0 is the i = -1 border).
     inf = float("inf")
@@ -41,8 +48,8 @@ def dtw_distance_cells(cost: Tensor, n_lengths: Tensor, m_lengths: Tensor) -> Te
             best = torch.minimum(prev1[lo : hi + 1], prev1[lo + 1 : hi + 2]) + cd  # up (i-1, j), left (i, j-1)
             cur[lo + 1 : hi + 2] = torch.minimum(best, prev2[lo : hi + 1] + 2 * cd)  # diagonal (i-1, j-1)
             prev2, prev1 = prev1, cur
-        ends = (end_diag == d).nonzero().squeeze(1)
-        if len(ends):
+        ends = ends_at.get(d)
+        if ends is not None:
             out[ends] = prev1[n[ends], ends]  # row (n-1) + 1
     return out
 

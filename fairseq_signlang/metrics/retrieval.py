@@ -60,6 +60,7 @@ def dtw_similarity(
     """
     Q, T, _ = gen_probs.shape
     C, S = sign_frames.shape[:2]
+    sign_frames = sign_frames.to(gen_probs.device)
     sign_lengths = sign_lengths.to(gen_probs.device)
     gen_lengths = gen_lengths.to(gen_probs.device)
     chunk = max(1, max_cells // max(1, C * T * S))
@@ -77,22 +78,22 @@ def dtw_similarity(
     return torch.cat(rows, dim=0)
 
 
-def ranks_of_targets(scores: Tensor, targets: Tensor) -> Tensor:
-    """0-based rank of each row's target column when the row is sorted by descending score.
-
-    Ties are ranked by column index (as a stable sort would), so the result is deterministic.
-    scores: (Q, C), targets: (Q,) -> (Q,).
-    """
+def target_rank(scores: Tensor, targets: Tensor):
+    """Where each row's target column stands when the row is sorted by descending score:
+    (better, ties) = how many other columns score strictly higher, and how many score equal.
+    scores: (Q, C), targets: (Q,) -> two (Q,) tensors."""
     target_scores = scores.gather(1, targets[:, None])
-    cols = torch.arange(scores.shape[1], device=scores.device)[None, :]
-    ahead = (scores > target_scores) | ((scores == target_scores) & (cols < targets[:, None]))
-    return ahead.sum(dim=1)
+    better = (scores > target_scores).sum(1)
+    ties = (scores == target_scores).sum(1) - 1
+    return better, ties
 
 
-def recall_hits(ranks: Tensor, ks: Iterable[int] = RECALL_KS) -> Dict[int, int]:
-    """How many queries have their target among the top k, for each k. With fewer than k
-    candidates every target is in the top k."""
-    return {k: int((ranks < k).sum()) for k in ks}
+def recall_hits(better: Tensor, ties: Tensor, ks: Iterable[int] = RECALL_KS) -> Dict[int, float]:
+    """Expected number of queries whose target is in the top k when ties are broken at random:
+    the target takes each of the places better .. better + ties with equal chance. So a model
+    that scores everything alike gets chance recall, k / C, and no file order favours it.
+    With fewer than k candidates every target is in the top k."""
+    return {k: float(((k - better).clamp(min=0) / (ties + 1)).clamp(max=1).sum()) for k in ks}
 
 
 def recall_at_k(scores: Tensor, ks: Iterable[int] = RECALL_KS) -> Dict[str, float]:
@@ -103,7 +104,7 @@ def recall_at_k(scores: Tensor, ks: Iterable[int] = RECALL_KS) -> Dict[str, floa
     targets = torch.arange(scores.shape[0], device=scores.device)
     out = {}
     for direction, mat in (("a2v", scores), ("v2a", scores.t())):
-        hits = recall_hits(ranks_of_targets(mat, targets), ks)
+        hits = recall_hits(*target_rank(mat, targets), ks)
         for k, h in hits.items():
             out[f"{direction}_recall@{k}"] = 100.0 * h / scores.shape[0]
     return out

@@ -15,17 +15,16 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-import numpy as np
 import torch
 from fairseq import metrics
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
-from ..data.readers import CorpusError, load_dictionary, read_features, read_units, require_file
+from ..data.readers import CorpusError, load_dictionary, open_feature_array, read_features, read_units, require_file
 from ..data.packed import PackedSequences
 from ..data.unpaired_dataset import UnpairedSpeechSignDataset
-from ..metrics.retrieval import RECALL_KS, dtw_similarity, ranks_of_targets, recall_hits
+from ..metrics.retrieval import RECALL_KS, dtw_similarity, recall_hits, target_rank
 from ..metrics.uer import unit_errors
 from ..models.linear_generator import WordUnitDecoder
 
@@ -44,7 +43,7 @@ class Speech2SignUWordConfig(FairseqDataclass):
     retrieval_max_cells: int = field(
         default=2**25, metadata={"help": "DTW cost cells per chunk during retrieval; lower it when memory is short"}
     )
-    seed: int = II("common.seed")
+    seed: int = field(default=II("common.seed"), metadata={"help": "seeds the per-epoch drawing of sign sentences"})
 
 
 @register_task("speech2sign_u_word", dataclass=Speech2SignUWordConfig)
@@ -53,6 +52,7 @@ class Speech2SignUWordTask(FairseqTask):
         super().__init__(cfg)
         self.src_dict, self.sign_dict = src_dict, sign_dict
         self.speech_input_dim = speech_input_dim
+        self._similarity_cache = None
 
     @property
     def discrete_speech(self) -> bool:
@@ -75,9 +75,8 @@ class Speech2SignUWordTask(FairseqTask):
     @staticmethod
     def _feature_dim(data: str) -> int:
         for split in ("train", "valid", "test"):
-            path = os.path.join(data, f"{split}.npy")
-            if os.path.isfile(path):
-                return int(np.load(path, mmap_mode="r").shape[1])
+            if os.path.isfile(os.path.join(data, f"{split}.npy")):
+                return int(open_feature_array(os.path.join(data, f"{split}.npy")).shape[1])
         raise CorpusError(f"{data}: speech_input=features but no train.npy, valid.npy or test.npy there")
 
     def _path(self, name: str) -> str:
@@ -100,8 +99,13 @@ class Speech2SignUWordTask(FairseqTask):
         refs = None
         if os.path.isfile(self._path(f"{split}.ref")):
             refs = read_units(self._path(f"{split}.ref"), self.sign_dict, self._path("dict.sign.txt"))
+            ref_path = self._path(f"{split}.ref")
             if len(refs) != n_speech:
-                raise CorpusError(f"{self._path(f'{split}.ref')}: {len(refs)} lines, but the speech of {split!r} has {n_speech} sentences")
+                raise CorpusError(f"{ref_path}: {len(refs)} lines, but the speech of {split!r} has {n_speech} sentences")
+            bad = (torch.tensor([len(r) for r in refs]) != speech.lengths).nonzero()
+            if len(bad):
+                i = int(bad[0])
+                raise CorpusError(f"{ref_path}:{i + 1}: {len(refs[i])} sign units for a speech sentence of {int(speech.lengths[i])} words")
         self.datasets[split] = UnpairedSpeechSignDataset(
             split,
             speech,
@@ -135,8 +139,8 @@ class Speech2SignUWordTask(FairseqTask):
     def split_posteriors(self, model, dataset: UnpairedSpeechSignDataset):
         """G(X) of every speech sentence of a split: (N, T, V) padded, and (N,) lengths."""
         batch = dataset.collater([{"id": i} for i in range(len(dataset))])
-        device = next(model.parameters()).device
-        net_input = {k: v.to(device) for k, v in batch["net_input"].items()}
+        param = next(model.parameters())
+        net_input = {k: v.to(param.device, param.dtype if v.is_floating_point() else v.dtype) for k, v in batch["net_input"].items()}
         probs = model.get_normalized_probs(model(**net_input), log_probs=False)
         return probs, (~net_input["padding_mask"]).sum(1)
 
@@ -161,22 +165,25 @@ class Speech2SignUWordTask(FairseqTask):
         """This batch's share of recall@k over the whole split: its speech sentences rank all
         the split's references (A->V), its references rank all the split's speech (V->A)."""
         ids = sample["id"]
-        dataset = self._dataset_of(sample)
-        all_probs, all_lengths = self.split_posteriors(model, dataset)
-        all_refs, ref_lengths = dataset.refs.pad(torch.arange(len(dataset.refs)), self.sign_dict.pad())
-        all_refs, ref_lengths = all_refs.to(all_probs.device), ref_lengths.to(all_probs.device)
-        ids = ids.to(all_probs.device)
-        cells = self.cfg.retrieval_max_cells
-        a2v = dtw_similarity(all_probs[ids], all_lengths[ids], all_refs, ref_lengths, cells)  # (B, N)
-        v2a = dtw_similarity(all_probs, all_lengths, all_refs[ids], ref_lengths[ids], cells).t()  # (B, N)
+        scores = self.split_similarity(model, sample["split"])  # (N speech, N references)
+        ids = ids.to(scores.device)
         out = {"_retrieval_queries": len(ids)}
-        for name, scores in (("a2v", a2v), ("v2a", v2a)):
-            for k, hits in recall_hits(ranks_of_targets(scores, ids)).items():
+        for name, rows in (("a2v", scores[ids]), ("v2a", scores.t()[ids])):
+            for k, hits in recall_hits(*target_rank(rows, ids)).items():
                 out[f"_{name}_hits@{k}"] = hits
         return out
 
-    def _dataset_of(self, sample) -> UnpairedSpeechSignDataset:
-        return self.datasets[sample["split"]]
+    def split_similarity(self, model, split: str) -> torch.Tensor:
+        """Sim(X_i, Y_j) for the whole split, computed once per validation pass: the key holds
+        the parameters' version counters, which every optimizer step bumps."""
+        key = (split, id(model), tuple(p._version for p in model.parameters()))
+        if self._similarity_cache is None or self._similarity_cache[0] != key:
+            dataset = self.datasets[split]
+            probs, lengths = self.split_posteriors(model, dataset)
+            refs, ref_lengths = dataset.refs.pad(torch.arange(len(dataset.refs)), self.sign_dict.pad())
+            scores = dtw_similarity(probs, lengths, refs, ref_lengths, self.cfg.retrieval_max_cells)
+            self._similarity_cache = (key, scores)
+        return self._similarity_cache[1]
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
