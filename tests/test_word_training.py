@@ -126,6 +126,7 @@ def test_resume_after_sigkill(known_mapping_corpus, tmp_path):
     overrides = [
         f"task.data={data}", "common.log_format=json", "common.log_interval=1", "checkpoint.save_interval_updates=10",
         "dataset.validate_interval_updates=10", "optimization.max_update=80", "dataset.batch_size=1000",
+        "checkpoint.best_checkpoint_metric=uer", "checkpoint.maximize_best_checkpoint_metric=false",
     ]
     cmd = hydra_train_command(CONFIG_DIR, "word_tiny", overrides)
     with open(f"{run}/first.log", "w") as log:
@@ -146,6 +147,9 @@ def test_resume_after_sigkill(known_mapping_corpus, tmp_path):
     assert f"@ {saved_updates} updates" in second  # "Loaded checkpoint ... (epoch E @ N updates)"
     updates = [int(r["num_updates"]) for r in log_records(second, "train_inner")]
     assert updates[0] == saved_updates + 1 and updates[-1] == 80
+    # best_checkpoint_metric can be the UER, minimised, and the best survives the restart
+    valid = log_records(open(f"{run}/first.log").read(), "valid") + log_records(second, "valid")
+    assert float(valid[-1]["valid_best_uer"]) == min(float(v["valid_uer"]) for v in valid)
 
 
 def test_two_process_cpu_training_sees_twice_the_data(known_mapping_corpus, tmp_path):
