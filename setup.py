@@ -16,6 +16,7 @@ setup(
         "fairseq>=0.12.2; python_version < '3.11'",
         "torch>=2.0",
         "numpy",
+        "scipy",
         "faiss-cpu",
         "dtw-python",
         "npy-append-array",

@@ -1,0 +1,96 @@
+"""Speech feature extraction over a manifest: sharded, resumable, streaming.
+
+Shard r of n takes a contiguous block of manifest rows (as wav2vec-U's scripts split a
+corpus), so merging the shards in rank order restores the manifest order.
+"""
+import os
+from typing import Callable, List, Optional
+
+import numpy as np
+from npy_append_array import NpyAppendArray
+from tqdm import tqdm
+
+from ..data.readers import CorpusError, read_lengths
+from ..data.writers import atomic_open
+from .audio import read_audio, read_manifest
+from .streaming import ResumableFeatureWriter
+
+
+def shard_prefix(prefix: str, rank: int, nshard: int) -> str:
+    return prefix if nshard == 1 else f"{prefix}_{rank}_{nshard}"
+
+
+def shard_rows(num_rows: int, rank: int, nshard: int) -> range:
+    if not 0 <= rank < nshard:
+        raise ValueError(f"rank {rank} is outside 0..{nshard - 1}")
+    return range(num_rows * rank // nshard, num_rows * (rank + 1) // nshard)
+
+
+def extract_manifest(
+    manifest: str,
+    prefix: str,
+    extractor: Callable[[np.ndarray], np.ndarray],
+    rank: int = 0,
+    nshard: int = 1,
+    skip_bad: bool = False,
+    sample_rate: int = 16000,
+) -> dict:
+    """Extract this shard's rows of `manifest` into `shard_prefix(prefix, rank, nshard)`.
+    Rows already committed by an earlier (killed) run are not redone. A bad file stops the
+    run with its name, or with `skip_bad` is listed in `.bad` and left out."""
+    root, rows = read_manifest(manifest)
+    mine = shard_rows(len(rows), rank, nshard)
+    out = shard_prefix(prefix, rank, nshard)
+    with ResumableFeatureWriter(out) as writer:
+        todo = [i for i in mine if i not in writer.done]
+        for i in tqdm(todo, desc=f"features {os.path.basename(out)}", unit="utt", initial=len(mine) - len(todo), total=len(mine)):
+            path = os.path.join(root, rows[i][0])
+            try:
+                feats = extractor(read_audio(path, sample_rate))
+            except CorpusError as e:
+                if not skip_bad:
+                    raise
+                writer.skip(i, str(e))
+                continue
+            writer.append(i, feats)
+        bad = _complete_bad(out)
+        return {"prefix": out, "utterances": writer.num_written, "bad": bad}
+
+
+def _complete_bad(prefix: str) -> List[str]:
+    if not os.path.exists(prefix + ".bad"):
+        return []
+    with open(prefix + ".bad", encoding="utf-8") as f:
+        return [line.rstrip("\n").split("\t", 1)[1] for line in f if "\t" in line]
+
+
+def merge_shards(prefix: str, nshard: int, chunk_rows: int = 1 << 16) -> Optional[int]:
+    """Concatenate shards 0..n-1 of `prefix` into `prefix`.npy/.lengths/.ids, streaming."""
+    parts = [shard_prefix(prefix, r, nshard) for r in range(nshard)]
+    for p in parts:
+        if not os.path.exists(p + ".lengths"):
+            raise CorpusError(f"{p}.lengths: shard not found (has every rank finished?)")
+    tmp = prefix + ".merging"
+    if os.path.exists(tmp + ".npy"):
+        os.remove(tmp + ".npy")
+    lengths, ids = [], []
+    writer = NpyAppendArray(tmp + ".npy")
+    for p in parts:
+        if os.path.getsize(p + ".lengths") == 0:  # a shard whose files were all bad
+            continue
+        lens = read_lengths(p + ".lengths")
+        feats = np.load(p + ".npy", mmap_mode="r")
+        if feats.shape[0] != lens.sum():
+            raise CorpusError(f"{p}.npy: {feats.shape[0]} rows but {p}.lengths sums to {lens.sum()}")
+        for start in range(0, feats.shape[0], chunk_rows):
+            writer.append(np.ascontiguousarray(feats[start : start + chunk_rows]))
+        lengths += lens.tolist()
+        with open(p + ".ids", encoding="utf-8") as f:
+            ids += [line.strip() for line in f]
+    writer.close()
+    with atomic_open(prefix + ".lengths", encoding="utf-8") as f:
+        f.writelines(f"{n}\n" for n in lengths)
+    with atomic_open(prefix + ".ids", encoding="utf-8") as f:
+        f.writelines(f"{i}\n" for i in ids)
+    os.replace(tmp + ".npy", prefix + ".npy")
+    return len(lengths)
