@@ -1,0 +1,86 @@
+"""PCA and k-means over feature files with faiss (GPU k-means when a GPU and faiss-gpu are
+there), as wav2vec-U prepares its inputs: fit on train, apply to every split, streaming."""
+import os
+from typing import Callable, Optional
+
+import numpy as np
+from npy_append_array import NpyAppendArray
+from tqdm import tqdm
+
+from ..data.writers import atomic_open
+
+
+def _faiss():
+    import faiss
+
+    return faiss
+
+
+def use_gpu() -> bool:
+    faiss = _faiss()
+    return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
+
+
+def sample_rows(feats: np.ndarray, max_rows: int, seed: int = 0) -> np.ndarray:
+    """At most `max_rows` rows, drawn without replacement, as contiguous float32."""
+    if feats.shape[0] <= max_rows:
+        return np.ascontiguousarray(feats, dtype=np.float32)
+    idx = np.sort(np.random.default_rng(seed).choice(feats.shape[0], max_rows, replace=False))
+    return np.ascontiguousarray(feats[idx], dtype=np.float32)
+
+
+def fit_pca(feats: np.ndarray, dim: int, eigen_power: float = 0.0, max_rows: int = 1_000_000):
+    """(A, b) with x' = x @ A.T + b; eigen_power -0.5 whitens (faiss.PCAMatrix)."""
+    faiss = _faiss()
+    if dim > feats.shape[1]:
+        raise ValueError(f"PCA to {dim} dimensions from {feats.shape[1]}")
+    pca = faiss.PCAMatrix(feats.shape[1], dim, eigen_power)
+    pca.train(sample_rows(feats, max_rows))
+    A = faiss.vector_to_array(pca.A).reshape(pca.d_out, pca.d_in).astype(np.float32)
+    b = faiss.vector_to_array(pca.b).astype(np.float32)
+    return A, b
+
+
+def fit_kmeans(feats: np.ndarray, k: int, niter: int = 50, seed: int = 0, max_rows: int = 2_000_000) -> np.ndarray:
+    """k centroids (k, D); on GPU when faiss sees one."""
+    faiss = _faiss()
+    x = sample_rows(feats, max_rows, seed)
+    if x.shape[0] < k:
+        raise ValueError(f"{k} clusters need at least {k} rows, there are {x.shape[0]}")
+    km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, gpu=use_gpu(), max_points_per_centroid=max(256, x.shape[0] // k + 1))
+    km.train(x)
+    return km.centroids.astype(np.float32)
+
+
+def assign_clusters(feats: np.ndarray, centroids: np.ndarray, chunk_rows: int = 1 << 16) -> np.ndarray:
+    """Nearest centroid of every row: (N,) int64."""
+    faiss = _faiss()
+    index = faiss.IndexFlatL2(centroids.shape[1])
+    index.add(np.ascontiguousarray(centroids))
+    out = np.empty(feats.shape[0], dtype=np.int64)
+    for start in range(0, feats.shape[0], chunk_rows):
+        _, idx = index.search(np.ascontiguousarray(feats[start : start + chunk_rows], dtype=np.float32), 1)
+        out[start : start + chunk_rows] = idx[:, 0]
+    return out
+
+
+def transform_rows(src_npy: str, dst_npy: str, fn: Callable[[np.ndarray], np.ndarray], chunk_rows: int = 1 << 16, desc: Optional[str] = None) -> None:
+    """Stream `src_npy` through `fn` chunk by chunk into `dst_npy` (written under a temporary name)."""
+    feats = np.load(src_npy, mmap_mode="r")
+    tmp = f"{dst_npy}.tmp.{os.getpid()}.npy"
+    writer = NpyAppendArray(tmp, delete_if_exists=True)
+    try:
+        for start in tqdm(range(0, feats.shape[0], chunk_rows), desc=desc or os.path.basename(dst_npy), unit="chunk"):
+            writer.append(np.ascontiguousarray(fn(np.asarray(feats[start : start + chunk_rows], dtype=np.float32)), dtype=np.float32))
+        writer.close()
+        if feats.shape[0] == 0:
+            raise ValueError(f"{src_npy}: no rows")
+        os.replace(tmp, dst_npy)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_array(path: str, arr: np.ndarray) -> None:
+    with atomic_open(path, "wb") as f:
+        np.save(f, arr)

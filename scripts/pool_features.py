@@ -1,0 +1,96 @@
+#!/usr/bin/env python
+"""Pool frame features ({prefix}.npy + .lengths) into segments or words.
+
+  merge  --feats F --km F.km --out OUT      mean-pool runs of consecutive frames with the same
+                                            cluster (wav2vec-U); OUT.km holds the merged ids
+  words  --feats F --alignment A --out OUT  mean-pool the frames of each word (speech2sign-U 3.2);
+         --frame-rate 50 (wav2vec 2.0) or 100 (log-mel); OUT.wrd holds the words
+
+The alignment is one JSON line per utterance ([{"word", "start", "end"}] in seconds), or with
+--librispeech a LibriSpeech forced-alignment text file plus --ids naming each utterance.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+from npy_append_array import NpyAppendArray
+from tqdm import tqdm
+
+from fairseq_signlang.data.readers import CorpusError, _numbered_lines, read_features
+from fairseq_signlang.data.writers import write_lines
+from fairseq_signlang.features.pooling import merge_equal_clusters, pool_words, read_alignment_jsonl, read_librispeech_alignments
+
+
+def read_km(path, lengths):
+    rows = [np.array(line.split(), dtype=np.int64) for _, line in _numbered_lines(path)]
+    if len(rows) != len(lengths):
+        raise CorpusError(f"{path}: {len(rows)} lines for {len(lengths)} utterances")
+    for i, (r, n) in enumerate(zip(rows, lengths)):
+        if len(r) != n:
+            raise CorpusError(f"{path}:{i + 1}: {len(r)} cluster ids for {n} frames")
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=["merge", "words"])
+    ap.add_argument("--feats", required=True, help="frame feature prefix")
+    ap.add_argument("--out", required=True, help="output prefix")
+    ap.add_argument("--km", help="merge: cluster ids per frame ({name}.km from cluster_features.py kmeans)")
+    ap.add_argument("--alignment", help="words: word alignment file")
+    ap.add_argument("--librispeech", action="store_true", help="words: the alignment is LibriSpeech forced-alignment text")
+    ap.add_argument("--ids", help="words with --librispeech: one utterance id per line, in feature order")
+    ap.add_argument("--frame-rate", type=float, default=50.0, help="words: feature frames per second")
+    args = ap.parse_args()
+    try:
+        feats, offsets, lengths = read_features(args.feats)
+        if args.mode == "merge":
+            if not args.km:
+                sys.exit("error: merge needs --km")
+            groups = read_km(args.km, lengths)
+        else:
+            if not args.alignment:
+                sys.exit("error: words needs --alignment")
+            if args.librispeech:
+                table = read_librispeech_alignments(args.alignment)
+                utt_ids = [line.strip() for _, line in _numbered_lines(args.ids)] if args.ids else sys.exit("error: --librispeech needs --ids")
+                missing = [u for u in utt_ids if u not in table]
+                if missing:
+                    raise CorpusError(f"{args.alignment}: no alignment for utterance {missing[0]!r} (of {args.ids})")
+                groups = [table[u] for u in utt_ids]
+                where = [f"{args.alignment} ({u})" for u in utt_ids]
+            else:
+                groups = read_alignment_jsonl(args.alignment)
+                where = [f"{args.alignment}:{i + 1}" for i in range(len(groups))]
+            if len(groups) != len(lengths):
+                raise CorpusError(f"{args.alignment}: {len(groups)} utterances but {args.feats}.lengths has {len(lengths)}")
+        out_lengths, labels = [], []
+        tmp = args.out + ".tmp.npy"
+        writer = NpyAppendArray(tmp, delete_if_exists=True)
+        try:
+            for i, (o, n) in enumerate(tqdm(list(zip(offsets, lengths)), desc=args.mode, unit="utt")):
+                frames = np.asarray(feats[o : o + n], dtype=np.float32)
+                if args.mode == "merge":
+                    pooled, ids = merge_equal_clusters(frames, groups[i])
+                    labels.append(" ".join(map(str, ids)))
+                else:
+                    pooled = pool_words(frames, groups[i], args.frame_rate, where[i])
+                    labels.append(" ".join(w for w, _, _ in groups[i]))
+                writer.append(pooled)
+                out_lengths.append(str(len(pooled)))
+            writer.close()
+            write_lines(args.out + ".lengths", out_lengths)
+            write_lines(args.out + (".km" if args.mode == "merge" else ".wrd"), labels)
+            os.replace(tmp, args.out + ".npy")
+        finally:
+            writer.close()
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    except CorpusError as e:
+        sys.exit(f"error: {e}")
+    print(f"{args.out}: {len(out_lengths)} utterances, {sum(map(int, out_lengths))} {'segments' if args.mode == 'merge' else 'words'}")
+
+
+if __name__ == "__main__":
+    main()
