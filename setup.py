@@ -22,6 +22,7 @@ setup(
         "npy-append-array",
         "editdistance",
         "soundfile",
+        "av",
         "sentencepiece",
         "sacrebleu",
         "fvcore",
