@@ -1,0 +1,39 @@
+#!/usr/bin/env python
+"""Build a word-level speech/sign corpus like the paper's ASL LibriSpeech: sentences (from a word
+alignment file, one JSON line per utterance) restricted to the top-N words that have sign clips,
+kept when at least --min-words remain; each sentence's sign side is one random clip per word,
+drawn from a clip pool (--clips DIR with a folder per gloss, or --clips-json for MS-ASL / WLASL
+lists with --video-dir). Writes speech.jsonl, sign.jsonl and vocab.txt under --out."""
+import argparse
+import sys
+
+from fairseq_signlang.data.readers import CorpusError
+from fairseq_signlang.data.sign_corpus import ClipPool, build_word_corpus
+from fairseq_signlang.features.pooling import read_alignment_jsonl
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--alignment", required=True, help="word alignments of the speech, one JSON line per utterance")
+    ap.add_argument("--clips", help="folder with one sub-folder of video clips per gloss")
+    ap.add_argument("--clips-json", help="MS-ASL or WLASL style JSON list of clips")
+    ap.add_argument("--video-dir", help="where the --clips-json videos are")
+    ap.add_argument("--vocab", type=int, default=100, help="vocabulary size (paper: 100, 200, 500, 1000)")
+    ap.add_argument("--min-words", type=int, default=5)
+    ap.add_argument("--disjoint-halves", action="store_true", help="speech and sign from different sentences")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    try:
+        if bool(args.clips) == bool(args.clips_json):
+            raise CorpusError("give exactly one of --clips and --clips-json")
+        pool = ClipPool.from_folders(args.clips) if args.clips else ClipPool.from_json(args.clips_json, args.video_dir or ".")
+        sentences = [[w for w, _, _ in words] for words in read_alignment_jsonl(args.alignment)]
+        summary = build_word_corpus(sentences, pool, args.vocab, args.out, args.min_words, args.disjoint_halves, args.seed)
+    except CorpusError as e:
+        sys.exit(f"error: {e}")
+    print(f"{args.out}: {summary}")
+
+
+if __name__ == "__main__":
+    main()
