@@ -1,10 +1,8 @@
 """Files a person reads after evaluation: metrics and rankings as JSON, alignment pictures."""
 import json
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
-import numpy as np
-import torch
 
 from .data.writers import atomic_open
 from .metrics.retrieval import pair_cosine_cost

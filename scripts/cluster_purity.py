@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from fairseq_signlang.data.readers import CorpusError, _numbered_lines
+from fairseq_signlang.data.readers import CorpusError, numbered_lines
 from fairseq_signlang.data.writers import atomic_open
 from fairseq_signlang.features.purity import cluster_purity
 
@@ -19,7 +19,7 @@ def main():
     ap.add_argument("--top", type=int, default=20, help="words shown in the summary")
     args = ap.parse_args()
     try:
-        km, words = list(_numbered_lines(args.km)), list(_numbered_lines(args.words))
+        km, words = list(numbered_lines(args.km)), list(numbered_lines(args.words))
         if len(km) != len(words):
             raise CorpusError(f"{args.words}: {len(words)} lines but {args.km} has {len(km)}")
         pairs = []

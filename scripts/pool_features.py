@@ -10,20 +10,18 @@ The alignment is one JSON line per utterance ([{"word", "start", "end"}] in seco
 --librispeech a LibriSpeech forced-alignment text file plus --ids naming each utterance.
 """
 import argparse
-import os
 import sys
 
 import numpy as np
-from npy_append_array import NpyAppendArray
 from tqdm import tqdm
 
-from fairseq_signlang.data.readers import CorpusError, _numbered_lines, read_features
-from fairseq_signlang.data.writers import write_lines
+from fairseq_signlang.data.readers import CorpusError, numbered_lines, read_features
+from fairseq_signlang.data.writers import atomic_array_appender, write_lines
 from fairseq_signlang.features.pooling import merge_equal_clusters, pool_words, read_alignment_jsonl, read_librispeech_alignments
 
 
 def read_km(path, lengths):
-    rows = [np.array(line.split(), dtype=np.int64) for _, line in _numbered_lines(path)]
+    rows = [np.array(line.split(), dtype=np.int64) for _, line in numbered_lines(path)]
     if len(rows) != len(lengths):
         raise CorpusError(f"{path}: {len(rows)} lines for {len(lengths)} utterances")
     for i, (r, n) in enumerate(zip(rows, lengths)):
@@ -54,7 +52,7 @@ def main():
                 sys.exit("error: words needs --alignment")
             if args.librispeech:
                 table = read_librispeech_alignments(args.alignment)
-                utt_ids = [line.strip() for _, line in _numbered_lines(args.ids)] if args.ids else sys.exit("error: --librispeech needs --ids")
+                utt_ids = [line.strip() for _, line in numbered_lines(args.ids)] if args.ids else sys.exit("error: --librispeech needs --ids")
                 missing = [u for u in utt_ids if u not in table]
                 if missing:
                     raise CorpusError(f"{args.alignment}: no alignment for utterance {missing[0]!r} (of {args.ids})")
@@ -66,9 +64,7 @@ def main():
             if len(groups) != len(lengths):
                 raise CorpusError(f"{args.alignment}: {len(groups)} utterances but {args.feats}.lengths has {len(lengths)}")
         out_lengths, labels = [], []
-        tmp = args.out + ".tmp.npy"
-        writer = NpyAppendArray(tmp, delete_if_exists=True)
-        try:
+        with atomic_array_appender(args.out + ".npy") as writer:
             for i, (o, n) in enumerate(tqdm(list(zip(offsets, lengths)), desc=args.mode, unit="utt")):
                 frames = np.asarray(feats[o : o + n], dtype=np.float32)
                 if args.mode == "merge":
@@ -79,14 +75,8 @@ def main():
                     labels.append(" ".join(w for w, _, _ in groups[i]))
                 writer.append(pooled)
                 out_lengths.append(str(len(pooled)))
-            writer.close()
             write_lines(args.out + ".lengths", out_lengths)
             write_lines(args.out + (".km" if args.mode == "merge" else ".wrd"), labels)
-            os.replace(tmp, args.out + ".npy")
-        finally:
-            writer.close()
-            if os.path.exists(tmp):
-                os.remove(tmp)
     except CorpusError as e:
         sys.exit(f"error: {e}")
     print(f"{args.out}: {len(out_lengths)} utterances, {sum(map(int, out_lengths))} {'segments' if args.mode == 'merge' else 'words'}")

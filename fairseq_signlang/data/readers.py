@@ -22,7 +22,7 @@ def require_file(path: str, what: str = "file") -> str:
     return path
 
 
-def _numbered_lines(path: str):
+def numbered_lines(path: str):
     """(1-based line number, text) of a UTF-8 text file; undecodable bytes name their line."""
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
@@ -44,7 +44,7 @@ def read_units(path: str, dictionary: Dictionary, dict_path: str = "the dictiona
     """One sentence of space-separated unit symbols per line -> list of LongTensors of indices."""
     require_file(path, "unit file")
     out = []
-    for lineno, line in _numbered_lines(path):
+    for lineno, line in numbered_lines(path):
         symbols = line.split()
         if not symbols:
             raise CorpusError(f"{path}:{lineno}: empty sentence")
@@ -64,7 +64,7 @@ def read_units(path: str, dictionary: Dictionary, dict_path: str = "the dictiona
 def read_lengths(path: str) -> np.ndarray:
     require_file(path, "lengths file")
     lengths = []
-    for lineno, line in _numbered_lines(path):
+    for lineno, line in numbered_lines(path):
         s = line.strip()
         if not s.isdigit() or int(s) == 0:
             raise CorpusError(f"{path}:{lineno}: expected a positive integer length, got {s!r}")

@@ -21,6 +21,25 @@ def atomic_open(path: str, mode: str = "w", **kwargs):
             os.remove(tmp)
 
 
+@contextlib.contextmanager
+def atomic_array_appender(path: str):
+    """An NpyAppendArray on a temporary sibling of `path` (an .npy); it replaces `path` only if
+    the block finishes, so rows are streamed without a half-written array ever standing there."""
+    from npy_append_array import NpyAppendArray
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp.{os.getpid()}.npy"
+    writer = NpyAppendArray(tmp, delete_if_exists=True)
+    try:
+        yield writer
+        writer.close()
+        os.replace(tmp, path)
+    finally:
+        writer.close()
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def write_lines(path: str, lines: Iterable[str]) -> None:
     with atomic_open(path, encoding="utf-8") as f:
         for line in lines:

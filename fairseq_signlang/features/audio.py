@@ -8,7 +8,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from ..data.readers import CorpusError, _numbered_lines
+from ..data.readers import CorpusError, numbered_lines
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 
@@ -56,7 +56,7 @@ def read_manifest(path: str) -> Tuple[str, List[Tuple[str, int]]]:
     """(root, [(relative path, num_samples)]) of a manifest; checks every row and that its file exists."""
     if not os.path.isfile(path):
         raise CorpusError(f"{path}: manifest not found")
-    lines = list(_numbered_lines(path))
+    lines = list(numbered_lines(path))
     if not lines or not lines[0][1].strip():
         raise CorpusError(f"{path}:1: expected the root folder on the first line")
     root = lines[0][1].strip()

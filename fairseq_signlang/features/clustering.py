@@ -4,10 +4,9 @@ import os
 from typing import Callable, Optional
 
 import numpy as np
-from npy_append_array import NpyAppendArray
 from tqdm import tqdm
 
-from ..data.writers import atomic_open
+from ..data.writers import atomic_array_appender, atomic_open
 
 
 def _faiss():
@@ -67,18 +66,11 @@ def assign_clusters(feats: np.ndarray, centroids: np.ndarray, chunk_rows: int = 
 def transform_rows(src_npy: str, dst_npy: str, fn: Callable[[np.ndarray], np.ndarray], chunk_rows: int = 1 << 16, desc: Optional[str] = None) -> None:
     """Stream `src_npy` through `fn` chunk by chunk into `dst_npy` (written under a temporary name)."""
     feats = np.load(src_npy, mmap_mode="r")
-    tmp = f"{dst_npy}.tmp.{os.getpid()}.npy"
-    writer = NpyAppendArray(tmp, delete_if_exists=True)
-    try:
+    if feats.shape[0] == 0:
+        raise ValueError(f"{src_npy}: no rows")
+    with atomic_array_appender(dst_npy) as writer:
         for start in tqdm(range(0, feats.shape[0], chunk_rows), desc=desc or os.path.basename(dst_npy), unit="chunk"):
             writer.append(np.ascontiguousarray(fn(np.asarray(feats[start : start + chunk_rows], dtype=np.float32)), dtype=np.float32))
-        writer.close()
-        if feats.shape[0] == 0:
-            raise ValueError(f"{src_npy}: no rows")
-        os.replace(tmp, dst_npy)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_array(path: str, arr: np.ndarray) -> None:

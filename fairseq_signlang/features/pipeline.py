@@ -4,14 +4,13 @@ Shard r of n takes a contiguous block of manifest rows (as wav2vec-U's scripts s
 corpus), so merging the shards in rank order restores the manifest order.
 """
 import os
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 import numpy as np
-from npy_append_array import NpyAppendArray
 from tqdm import tqdm
 
 from ..data.readers import CorpusError, read_lengths
-from ..data.writers import atomic_open
+from ..data.writers import atomic_array_appender, write_lines
 from .audio import read_audio, read_manifest
 from .streaming import ResumableFeatureWriter
 
@@ -53,15 +52,7 @@ def extract_manifest(
                 writer.skip(i, str(e))
                 continue
             writer.append(i, feats)
-        bad = _complete_bad(out)
-        return {"prefix": out, "utterances": writer.num_written, "bad": bad}
-
-
-def _complete_bad(prefix: str) -> List[str]:
-    if not os.path.exists(prefix + ".bad"):
-        return []
-    with open(prefix + ".bad", encoding="utf-8") as f:
-        return [line.rstrip("\n").split("\t", 1)[1] for line in f if "\t" in line]
+        return {"prefix": out, "utterances": writer.num_written, "bad": list(writer.bad_reasons)}
 
 
 def merge_shards(prefix: str, nshard: int, chunk_rows: int = 1 << 16) -> Optional[int]:
@@ -70,27 +61,20 @@ def merge_shards(prefix: str, nshard: int, chunk_rows: int = 1 << 16) -> Optiona
     for p in parts:
         if not os.path.exists(p + ".lengths"):
             raise CorpusError(f"{p}.lengths: shard not found (has every rank finished?)")
-    tmp = prefix + ".merging"
-    if os.path.exists(tmp + ".npy"):
-        os.remove(tmp + ".npy")
     lengths, ids = [], []
-    writer = NpyAppendArray(tmp + ".npy")
-    for p in parts:
-        if os.path.getsize(p + ".lengths") == 0:  # a shard whose files were all bad
-            continue
-        lens = read_lengths(p + ".lengths")
-        feats = np.load(p + ".npy", mmap_mode="r")
-        if feats.shape[0] != lens.sum():
-            raise CorpusError(f"{p}.npy: {feats.shape[0]} rows but {p}.lengths sums to {lens.sum()}")
-        for start in range(0, feats.shape[0], chunk_rows):
-            writer.append(np.ascontiguousarray(feats[start : start + chunk_rows]))
-        lengths += lens.tolist()
-        with open(p + ".ids", encoding="utf-8") as f:
-            ids += [line.strip() for line in f]
-    writer.close()
-    with atomic_open(prefix + ".lengths", encoding="utf-8") as f:
-        f.writelines(f"{n}\n" for n in lengths)
-    with atomic_open(prefix + ".ids", encoding="utf-8") as f:
-        f.writelines(f"{i}\n" for i in ids)
-    os.replace(tmp + ".npy", prefix + ".npy")
+    with atomic_array_appender(prefix + ".npy") as writer:
+        for p in parts:
+            if os.path.getsize(p + ".lengths") == 0:  # a shard whose files were all bad
+                continue
+            lens = read_lengths(p + ".lengths")
+            feats = np.load(p + ".npy", mmap_mode="r")
+            if feats.shape[0] != lens.sum():
+                raise CorpusError(f"{p}.npy: {feats.shape[0]} rows but {p}.lengths sums to {lens.sum()}")
+            for start in range(0, feats.shape[0], chunk_rows):
+                writer.append(np.ascontiguousarray(feats[start : start + chunk_rows]))
+            lengths += lens.tolist()
+            with open(p + ".ids", encoding="utf-8") as f:
+                ids += [line.strip() for line in f]
+        write_lines(prefix + ".lengths", map(str, lengths))
+        write_lines(prefix + ".ids", ids)
     return len(lengths)

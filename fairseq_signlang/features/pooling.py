@@ -5,7 +5,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from ..data.readers import CorpusError, _numbered_lines
+from ..data.readers import CorpusError, numbered_lines
 
 Word = Tuple[str, float, float]  # word, start, end (seconds)
 
@@ -39,7 +39,7 @@ def read_alignment_jsonl(path: str) -> List[List[Word]]:
     """One JSON line per utterance: a list of {"word", "start", "end"} objects or of
     [word, start, end] triples (seconds)."""
     out = []
-    for lineno, line in _numbered_lines(path):
+    for lineno, line in numbered_lines(path):
         try:
             items = json.loads(line)
             words = [(str(w["word"]), float(w["start"]), float(w["end"])) if isinstance(w, dict) else (str(w[0]), float(w[1]), float(w[2])) for w in items]
@@ -55,7 +55,7 @@ def read_librispeech_alignments(path: str) -> dict:
     """LibriSpeech forced-alignment text (`utt-id ",W1,W2," "t1,t2,t3"`, end times in seconds,
     empty words for silences) -> {utt-id: [(word, start, end)]} without the silences."""
     out = {}
-    for lineno, line in _numbered_lines(path):
+    for lineno, line in numbered_lines(path):
         parts = line.split()
         if not parts:
             continue

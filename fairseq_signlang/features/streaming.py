@@ -8,7 +8,7 @@ utterances, cutting off frames or an id written before a kill, so a rerun finish
 identical to an uninterrupted run and nothing is held in memory but one utterance.
 """
 import os
-from typing import Set
+from typing import List, Set
 
 import numpy as np
 from npy_append_array import NpyAppendArray
@@ -58,8 +58,9 @@ class ResumableFeatureWriter:
                 _truncate_rows(self.npy_path, rows)
             else:
                 os.remove(self.npy_path)
-        bad = [line.split("\t", 1)[0] for line in _complete_lines(prefix + ".bad")]
-        self.done: Set[int] = {int(i) for i in ids} | {int(i) for i in bad}
+        bad = [line.split("\t", 1) for line in _complete_lines(prefix + ".bad")]
+        self.bad_reasons: List[str] = [reason for _, reason in bad]
+        self.done: Set[int] = {int(i) for i in ids} | {int(row) for row, _ in bad}
         self.num_written = len(lengths)
         self._npy = NpyAppendArray(self.npy_path)
         self._ids = open(prefix + ".ids", "a", encoding="utf-8")
@@ -83,6 +84,7 @@ class ResumableFeatureWriter:
         """Record a manifest row left out (a bad file), so a rerun does not try it again."""
         self._bad.write(f"{row}\t{reason}\n")
         self._bad.flush()
+        self.bad_reasons.append(reason)
         self.done.add(row)
 
     def close(self) -> None:

@@ -54,7 +54,6 @@ def save_random_wav2vec2(path: str, encoder_layers: int = 3, dim: int = 32, seed
     """A small randomly initialised wav2vec 2.0 saved as a fairseq checkpoint, built with
     fairseq's own classes: what tests and benchmarks run the pipeline on (no weights can be
     downloaded here)."""
-    from fairseq.dataclass.utils import convert_namespace_to_omegaconf  # noqa: F401  (registers configs)
     from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
     from omegaconf import OmegaConf
 

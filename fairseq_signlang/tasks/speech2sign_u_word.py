@@ -13,7 +13,6 @@ Data folder (`task.data`), wav2vec-U style:
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 from fairseq import metrics
