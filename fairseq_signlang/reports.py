@@ -3,7 +3,6 @@ import json
 import os
 from typing import Dict, Optional, Sequence
 
-
 from .data.writers import atomic_open
 from .metrics.retrieval import pair_cosine_cost
 from .viz.alignment import plot_alignments
