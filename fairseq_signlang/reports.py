@@ -5,7 +5,8 @@ from typing import Dict, Optional, Sequence
 
 from .data.writers import atomic_open
 from .metrics.retrieval import pair_cosine_cost
-from .viz.alignment import plot_alignments
+from .training import log_records
+from .viz.alignment import plot_alignments, plot_curves
 
 METRIC_KEYS = ("uer", "a2v_recall@1", "a2v_recall@5", "a2v_recall@10", "v2a_recall@1", "v2a_recall@5", "v2a_recall@10")
 
@@ -38,3 +39,15 @@ def write_evaluation(result: Dict, out_dir: str, task, num_pairs: int = 6, word_
         sg_labels.append([name(int(u)) for u in ref])
     plot_alignments(maps, os.path.join(out_dir, "alignments.png"), titles, sp_labels, sg_labels)
     return metrics
+
+
+def training_curves(log_text: str, out_png: str) -> None:
+    """The training loss (`{out}_loss.png`) and validation UER and A->V R@1 (`out_png`) over updates."""
+    train = log_records(log_text, "train_inner")
+    valid = [r for r in log_records(log_text, "valid") if "valid_a2v_recall@1" in r]
+    plot_curves([int(r["num_updates"]) for r in train], {"train loss (eq. 12)": [float(r["loss"]) for r in train]}, out_png.replace(".png", "_loss.png"))
+    plot_curves(
+        [int(r["valid_num_updates"]) for r in valid],
+        {"valid A->V R@1 (%)": [float(r["valid_a2v_recall@1"]) for r in valid], "valid UER (%)": [float(r["valid_uer"]) for r in valid]},
+        out_png,
+    )

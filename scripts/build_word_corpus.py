@@ -3,12 +3,13 @@
 alignment file, one JSON line per utterance) restricted to the top-N words that have sign clips,
 kept when at least --min-words remain; each sentence's sign side is one random clip per word,
 drawn from a clip pool (--clips DIR with a folder per gloss, or --clips-json for MS-ASL / WLASL
-lists with --video-dir). Writes speech.jsonl, sign.jsonl and vocab.txt under --out."""
+lists with --video-dir). Writes speech.jsonl, sign.jsonl, vocab.txt and clips.tsv (the clip
+manifest for scripts/extract_sign_features.py) under --out."""
 import argparse
 import sys
 
-from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.data.sign_corpus import ClipPool, build_word_corpus
+from fairseq_signlang.data.readers import CorpusError, numbered_lines
+from fairseq_signlang.data.sign_corpus import PAIRINGS, ClipPool, build_word_corpus
 from fairseq_signlang.features.pooling import read_alignment_jsonl
 
 
@@ -20,7 +21,12 @@ def main():
     ap.add_argument("--video-dir", help="where the --clips-json videos are")
     ap.add_argument("--vocab", type=int, default=100, help="vocabulary size (paper: 100, 200, 500, 1000)")
     ap.add_argument("--min-words", type=int, default=5)
-    ap.add_argument("--disjoint-halves", action="store_true", help="speech and sign from different sentences")
+    ap.add_argument(
+        "--pairing", choices=PAIRINGS, default="hidden",
+        help="hidden: the sign side is the same sentences shuffled (ASL LibriSpeech); disjoint: the other half of the "
+        "sentences; paired: same order (evaluation splits)",
+    )
+    ap.add_argument("--vocab-file", help="use this vocabulary (the vocab.txt of another split) instead of the top --vocab words")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -29,7 +35,8 @@ def main():
             raise CorpusError("give exactly one of --clips and --clips-json")
         pool = ClipPool.from_folders(args.clips) if args.clips else ClipPool.from_json(args.clips_json, args.video_dir or ".")
         sentences = [[w for w, _, _ in words] for words in read_alignment_jsonl(args.alignment)]
-        summary = build_word_corpus(sentences, pool, args.vocab, args.out, args.min_words, args.disjoint_halves, args.seed)
+        vocab = [line.split()[0] for _, line in numbered_lines(args.vocab_file) if line.strip()] if args.vocab_file else None
+        summary = build_word_corpus(sentences, pool, args.vocab, args.out, args.min_words, args.pairing, args.seed, vocab)
     except CorpusError as e:
         sys.exit(f"error: {e}")
     print(f"{args.out}: {summary}")

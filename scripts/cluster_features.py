@@ -15,8 +15,8 @@ import sys
 from tqdm import tqdm
 
 from fairseq_signlang.data.readers import CorpusError, read_features
-from fairseq_signlang.data.writers import atomic_open
-from fairseq_signlang.features.clustering import assign_clusters, fit_kmeans, fit_pca, save_array, transform_rows, use_gpu
+from fairseq_signlang.data.writers import atomic_open, save_array
+from fairseq_signlang.features.clustering import assign_clusters, fit_kmeans, fit_pca, transform_rows, use_gpu
 
 
 def main():

@@ -21,19 +21,8 @@ import numpy as np
 
 from fairseq_signlang.data.simulated_units import UnitCorpusSpec, build_unit_corpus
 from fairseq_signlang.data.text_sources import kjv_sentences, restrict_vocabulary, text_file_sentences
-from fairseq_signlang.training import REPO_DIR, log_records, run_hydra_train
-
-def training_curves(log_text: str, out_png: str) -> None:
-    from fairseq_signlang.viz.alignment import plot_curves
-
-    train = log_records(log_text, "train_inner")
-    valid = [r for r in log_records(log_text, "valid") if "valid_a2v_recall@1" in r]
-    plot_curves([int(r["num_updates"]) for r in train], {"train loss (eq. 12)": [float(r["loss"]) for r in train]}, out_png.replace(".png", "_loss.png"))
-    plot_curves(
-        [int(r["valid_num_updates"]) for r in valid],
-        {"valid A->V R@1 (%)": [float(r["valid_a2v_recall@1"]) for r in valid], "valid UER (%)": [float(r["valid_uer"]) for r in valid]},
-        out_png,
-    )
+from fairseq_signlang.reports import training_curves
+from fairseq_signlang.training import REPO_DIR, run_hydra_train
 
 
 def mapping_picture(model, task, truth, out_png: str) -> None:

@@ -23,6 +23,7 @@ def main():
     ap.add_argument("--layer", type=int, default=14, help="transformer layer (fairseq's 0-based `layer`, as wav2vec-U uses it)")
     ap.add_argument("--mels", type=int, default=80, help="log-mel bands (without --checkpoint)")
     ap.add_argument("--mfcc", type=int, default=0, help="N > 0: N MFCCs instead of log-mels (without --checkpoint)")
+    ap.add_argument("--cmvn", action="store_true", help="per-utterance mean and variance normalisation (without --checkpoint)")
     ap.add_argument("--nshard", type=int, default=1)
     ap.add_argument("--rank", type=int, default=0)
     ap.add_argument("--skip-bad", action="store_true", help="list unreadable, empty or missing files in {prefix}.bad and go on")
@@ -36,11 +37,11 @@ def main():
         else:
             from fairseq_signlang.features.logmel import LogMelExtractor
 
-            extractor = LogMelExtractor(num_mels=args.mels, num_mfcc=args.mfcc)
+            extractor = LogMelExtractor(num_mels=args.mels, num_mfcc=args.mfcc, cmvn=args.cmvn)
         summary = extract_manifest(args.manifest, args.out, extractor, args.rank, args.nshard, args.skip_bad)
     except (CorpusError, ValueError) as e:
         sys.exit(f"error: {e}")
-    print(f"{summary['prefix']}: {summary['utterances']} utterances, dim {extractor.dim}")
+    print(f"{summary['prefix']}: {summary['rows']} utterances, dim {extractor.dim}")
     if summary["bad"]:
         print(f"left out {len(summary['bad'])} bad files (see {summary['prefix']}.bad):\n  " + "\n  ".join(summary["bad"]), file=sys.stderr)
 

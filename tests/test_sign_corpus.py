@@ -10,8 +10,8 @@ import pytest
 
 from fairseq_signlang.data.procedural_signer import ProceduralSigner, render
 from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.data.sign_corpus import ClipPool, build_word_corpus
-from fairseq_signlang.features.video import read_video, write_video
+from fairseq_signlang.data.sign_corpus import ClipPool, build_word_corpus, read_sign_corpus
+from fairseq_signlang.features.video import read_clip_manifest, read_video, write_video
 
 from .conftest import REPO
 
@@ -56,9 +56,22 @@ def test_builder_keeps_long_in_vocabulary_sentences_and_hides_the_pairing(clip_f
     assert frames.shape[1:] == (48, 48, 3)
 
 
-def test_disjoint_halves(clip_folder, tmp_path):
-    summary = build_word_corpus(sentences(), ClipPool.from_folders(clip_folder), 5, str(tmp_path), disjoint_halves=True)
+def test_disjoint_halves_and_paired_splits(clip_folder, tmp_path):
+    pool = ClipPool.from_folders(clip_folder)
+    summary = build_word_corpus(sentences(), pool, 5, str(tmp_path / "disjoint"), pairing="disjoint")
     assert abs(summary["speech_sentences"] - summary["sign_sentences"]) <= 1
+    vocab = ["go", "do", "you", "hear", "the"]
+    build_word_corpus(sentences(seed=3), pool, 5, str(tmp_path / "test"), pairing="paired", vocab=vocab)
+    speech = [json.loads(line) for line in open(tmp_path / "test" / "speech.jsonl")]
+    sign = read_sign_corpus(str(tmp_path / "test" / "sign.jsonl"))
+    assert [s["words"] for s in speech] == [s["words"] for s in sign]  # paired, for evaluation
+    clips = {c.id: c for c in read_clip_manifest(str(tmp_path / "test" / "clips.tsv"))}
+    assert set(clips) == {f"{g}_{n}" for g in vocab for n in range(2)}
+    for s in sign:
+        for w, cid, (path, _, _) in zip(s["words"], s["clip_ids"], s["clips"]):
+            assert clips[cid].text == w and clips[cid].path == path
+    with pytest.raises(CorpusError, match="without sign clips: \\['sat'\\]"):
+        build_word_corpus(sentences(), pool, 5, str(tmp_path / "x"), vocab=["go", "sat"])
 
 
 def test_wlasl_and_msasl_json_pools(clip_folder, tmp_path):

@@ -146,12 +146,12 @@ def test_bad_audio_stops_with_its_name_or_is_skipped(corpus, tmp_path):
     with pytest.raises(CorpusError, match=rf"{rows[5][0]}: unreadable audio"):
         extract_manifest(tsv, str(tmp_path / "a"), LogMelExtractor())
     summary = extract_manifest(tsv, str(tmp_path / "b"), LogMelExtractor(), skip_bad=True)
-    assert summary["utterances"] == 11 and len(summary["bad"]) == 1 and rows[5][0] in summary["bad"][0]
+    assert summary["rows"] == 11 and len(summary["bad"]) == 1 and rows[5][0] in summary["bad"][0]
     ids = open(tmp_path / "b.ids").read().split()
     assert "5" not in ids and len(ids) == 11
     # a rerun does not try the bad file again, and adds nothing
     again = extract_manifest(tsv, str(tmp_path / "b"), LogMelExtractor(), skip_bad=True)
-    assert again["utterances"] == 11 and len(again["bad"]) == 1
+    assert again["rows"] == 11 and len(again["bad"]) == 1
 
 
 def test_shards_merge_to_the_single_process_result(corpus, tmp_path):

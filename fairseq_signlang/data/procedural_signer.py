@@ -19,6 +19,7 @@ import numpy as np
 NUM_LANDMARKS = 20
 LOCATIONS = {"forehead": (0.5, 0.22), "chin": (0.5, 0.36), "chest": (0.5, 0.55), "side": (0.72, 0.55), "waist": (0.55, 0.72)}
 MOVEMENTS = ("line", "arc", "circle", "tap", "hold")
+HEAD_COLOUR, RIGHT_HAND_COLOUR, LEFT_HAND_COLOUR = (200, 160, 130), (250, 150, 40), (60, 200, 90)
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,11 @@ def similar_sign(spec: SignSpec, rng: np.random.Generator) -> SignSpec:
 
 
 class ProceduralSigner:
-    def __init__(self, vocab: Sequence[str], similar_pairs: Sequence[Tuple[str, str]] = (), seed: int = 0):
+    def __init__(self, vocab: Sequence[str], similar_pairs: Sequence[Tuple[str, str]] = (), seed: int = 0, variation: float = 1.0):
+        """variation scales how much signers differ from the average signer (body size and
+        position, speed, movement size, tremor); 0 makes every signer the same."""
         rng = np.random.default_rng(seed)
+        self.variation = variation
         self.signs: Dict[str, SignSpec] = {w: random_sign(rng) for w in vocab}
         for a, b in similar_pairs:
             self.signs[b] = similar_sign(self.signs[a], rng)
@@ -79,12 +83,13 @@ class ProceduralSigner:
 
     def style(self, signer: int) -> SignerStyle:
         rng = np.random.default_rng([self.seed, 1000 + signer])
+        v = self.variation
         return SignerStyle(
-            scale=float(rng.uniform(0.9, 1.1)),
-            offset=(float(rng.uniform(-0.06, 0.06)), float(rng.uniform(-0.04, 0.04))),
-            speed=float(rng.uniform(0.8, 1.25)),
-            amplitude=float(rng.uniform(0.85, 1.15)),
-            tremor=float(rng.uniform(0.002, 0.006)),
+            scale=float(1 + v * rng.uniform(-0.1, 0.1)),
+            offset=(float(v * rng.uniform(-0.06, 0.06)), float(v * rng.uniform(-0.04, 0.04))),
+            speed=float(np.exp(v * rng.uniform(np.log(0.8), np.log(1.25)))),
+            amplitude=float(1 + v * rng.uniform(-0.15, 0.15)),
+            tremor=float(v * rng.uniform(0.002, 0.006)),
         )
 
     def word(self, word: str, signer: int, rng: np.random.Generator) -> np.ndarray:
@@ -185,10 +190,10 @@ def render(landmarks: np.ndarray, size: Tuple[int, int] = (128, 128)) -> np.ndar
         xy = [(float(x * W), float(y * H)) for x, y, _ in p]
         d.polygon([xy[2], xy[3], (xy[3][0], H), (xy[2][0], H)], fill=(90, 90, 100))  # torso
         r = 0.09 * W
-        d.ellipse([xy[0][0] - r, xy[0][1] - r * 1.2, xy[0][0] + r, xy[0][1] + r * 1.2], fill=(200, 160, 130))
+        d.ellipse([xy[0][0] - r, xy[0][1] - r * 1.2, xy[0][0] + r, xy[0][1] + r * 1.2], fill=HEAD_COLOUR)
         for a, b in ((2, 4), (4, 6), (3, 5), (5, 7)):
             d.line([xy[a], xy[b]], fill=(70, 110, 200), width=2 * line)
-        for first, colour in ((8, (250, 150, 40)), (14, (60, 200, 90))):
+        for first, colour in ((8, RIGHT_HAND_COLOUR), (14, LEFT_HAND_COLOUR)):
             palm = xy[first]
             d.ellipse([palm[0] - 2 * line, palm[1] - 2 * line, palm[0] + 2 * line, palm[1] + 2 * line], fill=colour)
             for f in range(5):

@@ -10,7 +10,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .readers import CorpusError
+from ..features.video import VIDEO_EXTENSIONS, ClipRow, write_clip_manifest
+from .readers import CorpusError, numbered_lines
 from .writers import atomic_open
 
 Clip = Tuple[str, Optional[float], Optional[float]]  # video path, start, end (seconds)
@@ -21,7 +22,7 @@ class ClipPool:
     clips: Dict[str, List[Clip]]  # gloss -> clips
 
     @classmethod
-    def from_folders(cls, root: str, extensions=(".mp4", ".avi", ".webm", ".mkv", ".mov")) -> "ClipPool":
+    def from_folders(cls, root: str, extensions=VIDEO_EXTENSIONS) -> "ClipPool":
         """root/<gloss>/*.mp4: one folder per gloss."""
         if not os.path.isdir(root):
             raise CorpusError(f"{root}: clip folder not found")
@@ -66,23 +67,38 @@ class ClipPool:
         return cls(clips)
 
 
+PAIRINGS = ("hidden", "disjoint", "paired")
+
+
 def build_word_corpus(
     sentences: Sequence[Sequence[str]],
     pool: ClipPool,
     vocab_size: int,
     out_dir: str,
     min_words: int = 5,
-    disjoint_halves: bool = False,
+    pairing: str = "hidden",
     seed: int = 0,
+    vocab: Optional[Sequence[str]] = None,
 ) -> Dict:
-    """Write `speech.jsonl` and `sign.jsonl` (one sentence per line) and `vocab.txt` to out_dir.
+    """Write `speech.jsonl`, `sign.jsonl`, `clips.tsv` and `vocab.txt` to out_dir.
 
     speech.jsonl: {"utt": index into `sentences`, "words": [...]}, the words kept in vocabulary.
-    sign.jsonl: {"words": [...], "clips": [[path, start, end], ...]}, one random clip per word,
-    in its own shuffled order (or, with disjoint_halves, from the other half of the sentences)."""
+    sign.jsonl: {"words": [...], "clip_ids": [...], "clips": [[path, start, end], ...]}, one
+    random clip per word. pairing: "hidden" gives the sign side the same sentences in its own
+    shuffled order (ASL LibriSpeech), "disjoint" the other half of the sentences, "paired" the
+    same sentences in the same order (evaluation splits).
+    clips.tsv: a clip manifest of every clip of the vocabulary (id `{gloss}_{n}`), the input of
+    scripts/extract_sign_features.py. `vocab` fixes the vocabulary (another split's vocab.txt)."""
+    if pairing not in PAIRINGS:
+        raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
     rng = np.random.default_rng(seed)
     counts = Counter(w for s in sentences for w in s if w in pool.clips)
-    vocab = [w for w, _ in counts.most_common(vocab_size)]
+    if vocab is None:
+        vocab = [w for w, _ in counts.most_common(vocab_size)]
+    else:
+        missing = [w for w in vocab if w not in pool.clips]
+        if missing:
+            raise CorpusError(f"vocabulary words without sign clips: {missing[:5]}")
     keep = set(vocab)
     kept = []
     for i, s in enumerate(sentences):
@@ -92,19 +108,41 @@ def build_word_corpus(
     if len(kept) < 2:
         raise CorpusError(f"only {len(kept)} sentences have {min_words} or more of the {len(vocab)} words with sign clips")
     order = rng.permutation(len(kept))
-    if disjoint_halves:
+    if pairing == "disjoint":
         half = len(kept) // 2
         speech_side, sign_side = [kept[i] for i in order[:half]], [kept[i] for i in order[half:]]
-    else:
+    elif pairing == "hidden":
         speech_side, sign_side = kept, [kept[i] for i in order]
+    else:
+        speech_side, sign_side = kept, kept
     os.makedirs(out_dir, exist_ok=True)
     with atomic_open(os.path.join(out_dir, "speech.jsonl"), encoding="utf-8") as f:
         for utt, words in speech_side:
             f.write(json.dumps({"utt": utt, "words": words}) + "\n")
     with atomic_open(os.path.join(out_dir, "sign.jsonl"), encoding="utf-8") as f:
         for _, words in sign_side:
-            clips = [pool.clips[w][rng.integers(len(pool.clips[w]))] for w in words]
-            f.write(json.dumps({"words": words, "clips": [list(c) for c in clips]}) + "\n")
+            picks = [int(rng.integers(len(pool.clips[w]))) for w in words]
+            clips = [list(pool.clips[w][n]) for w, n in zip(words, picks)]
+            f.write(json.dumps({"words": words, "clip_ids": [f"{w}_{n}" for w, n in zip(words, picks)], "clips": clips}) + "\n")
+    rows = [ClipRow(f"{w}_{n}", path, start, end, w) for w in vocab for n, (path, start, end) in enumerate(pool.clips[w])]
+    write_clip_manifest(os.path.join(out_dir, "clips.tsv"), rows)
     with atomic_open(os.path.join(out_dir, "vocab.txt"), encoding="utf-8") as f:
         f.writelines(f"{w} {counts[w]} {len(pool.clips[w])}\n" for w in vocab)
-    return {"vocab": len(vocab), "speech_sentences": len(speech_side), "sign_sentences": len(sign_side)}
+    return {"vocab": len(vocab), "speech_sentences": len(speech_side), "sign_sentences": len(sign_side), "clips": len(rows)}
+
+
+def read_sign_corpus(path: str) -> List[Dict]:
+    """The lines of a sign.jsonl written by `build_word_corpus`, checked."""
+    out = []
+    for lineno, line in numbered_lines(path):
+        try:
+            entry = json.loads(line)
+            ok = isinstance(entry["clip_ids"], list) and len(entry["clip_ids"]) == len(entry["words"]) > 0
+        except (ValueError, KeyError, TypeError) as e:
+            raise CorpusError(f"{path}:{lineno}: not a sign corpus line ({e})") from None
+        if not ok:
+            raise CorpusError(f"{path}:{lineno}: needs one clip id per word")
+        out.append(entry)
+    if not out:
+        raise CorpusError(f"{path}: no sentences")
+    return out

@@ -68,3 +68,9 @@ def write_dictionary(path: str, sentences: Iterable[Sequence], symbols: Sequence
         counts.setdefault(str(sym), 0)
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     write_lines(path, (f"{sym} {n}" for sym, n in ordered))
+
+
+def save_array(path: str, arr: np.ndarray) -> None:
+    """np.save under a temporary name, renamed when complete."""
+    with atomic_open(path, "wb") as f:
+        np.save(f, arr)

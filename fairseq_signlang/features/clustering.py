@@ -6,7 +6,7 @@ from typing import Callable, Optional
 import numpy as np
 from tqdm import tqdm
 
-from ..data.writers import atomic_array_appender, atomic_open
+from ..data.writers import atomic_array_appender
 
 
 def _faiss():
@@ -73,6 +73,3 @@ def transform_rows(src_npy: str, dst_npy: str, fn: Callable[[np.ndarray], np.nda
             writer.append(np.ascontiguousarray(fn(np.asarray(feats[start : start + chunk_rows], dtype=np.float32)), dtype=np.float32))
 
 
-def save_array(path: str, arr: np.ndarray) -> None:
-    with atomic_open(path, "wb") as f:
-        np.save(f, arr)

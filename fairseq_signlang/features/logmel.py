@@ -26,9 +26,11 @@ def mel_filterbank(num_mels: int, n_fft: int, sample_rate: int, f_min: float = 2
 
 
 class LogMelExtractor:
-    def __init__(self, sample_rate: int = 16000, num_mels: int = 80, num_mfcc: int = 0):
-        """num_mfcc > 0 gives that many MFCCs (DCT-II of the log-mels) instead of the log-mels."""
-        self.sample_rate, self.num_mfcc = sample_rate, num_mfcc
+    def __init__(self, sample_rate: int = 16000, num_mels: int = 80, num_mfcc: int = 0, cmvn: bool = False):
+        """num_mfcc > 0 gives that many MFCCs (DCT-II of the log-mels) instead of the log-mels;
+        cmvn normalises each dimension to zero mean and unit variance over the utterance, which
+        takes out much of the speaker and channel (wav2vec 2.0 features need no such step)."""
+        self.sample_rate, self.num_mfcc, self.cmvn = sample_rate, num_mfcc, cmvn
         self.win = int(0.025 * sample_rate)
         self.hop = int(0.010 * sample_rate)
         self.n_fft = 1 << (self.win - 1).bit_length()
@@ -43,7 +45,9 @@ class LogMelExtractor:
             x = torch.nn.functional.pad(x, (0, self.win - len(x)))
         spec = torch.stft(x, self.n_fft, self.hop, self.win, self.window, center=False, return_complex=True)
         power = spec.abs().pow(2)  # (freq, frames)
-        logmel = torch.log(self.fbank @ power + 1e-10).t().numpy()  # (frames, mels)
+        feats = torch.log(self.fbank @ power + 1e-10).t().numpy()  # (frames, mels)
         if self.num_mfcc:
-            return dct(logmel, type=2, norm="ortho", axis=1)[:, : self.num_mfcc].astype(np.float32)
-        return logmel.astype(np.float32)
+            feats = dct(feats, type=2, norm="ortho", axis=1)[:, : self.num_mfcc]
+        if self.cmvn:
+            feats = (feats - feats.mean(axis=0)) / (feats.std(axis=0) + 1e-5)
+        return feats.astype(np.float32)

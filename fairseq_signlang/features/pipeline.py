@@ -1,17 +1,18 @@
-"""Speech feature extraction over a manifest: sharded, resumable, streaming.
+"""Feature extraction over a manifest of audio files or sign clips: sharded, resumable, streaming.
 
 Shard r of n takes a contiguous block of manifest rows (as wav2vec-U's scripts split a
 corpus), so merging the shards in rank order restores the manifest order.
 """
 import os
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
 from ..data.readers import CorpusError, read_lengths
-from ..data.writers import atomic_array_appender, write_lines
+from ..data.writers import atomic_array_appender, save_array, write_lines
 from .audio import read_audio, read_manifest
+from .video import read_clip_manifest, read_video
 from .streaming import ResumableFeatureWriter
 
 
@@ -25,6 +26,39 @@ def shard_rows(num_rows: int, rank: int, nshard: int) -> range:
     return range(num_rows * rank // nshard, num_rows * (rank + 1) // nshard)
 
 
+def extract_rows(
+    num_rows: int,
+    load: Callable[[int], np.ndarray],
+    extractor: Callable[[np.ndarray], np.ndarray],
+    prefix: str,
+    rank: int = 0,
+    nshard: int = 1,
+    skip_bad: bool = False,
+    on_features: Optional[Callable[[int, np.ndarray], None]] = None,
+    unit: str = "utt",
+) -> dict:
+    """Extract this shard's rows (`load(i)` -> media, `extractor` -> (T, D) features) into
+    `shard_prefix(prefix, rank, nshard)`. Rows already committed by an earlier (killed) run are
+    not redone. A bad file (CorpusError) stops the run with its name, or with `skip_bad` is
+    listed in `.bad` and left out. `on_features(i, feats)` runs before row i is committed."""
+    mine = shard_rows(num_rows, rank, nshard)
+    out = shard_prefix(prefix, rank, nshard)
+    with ResumableFeatureWriter(out) as writer:
+        todo = [i for i in mine if i not in writer.done]
+        for i in tqdm(todo, desc=f"features {os.path.basename(out)}", unit=unit, initial=len(mine) - len(todo), total=len(mine)):
+            try:
+                feats = extractor(load(i))
+            except CorpusError as e:
+                if not skip_bad:
+                    raise
+                writer.skip(i, str(e))
+                continue
+            if on_features is not None:
+                on_features(i, feats)
+            writer.append(i, feats)
+        return {"prefix": out, "rows": writer.num_written, "bad": list(writer.bad_reasons)}
+
+
 def extract_manifest(
     manifest: str,
     prefix: str,
@@ -34,25 +68,37 @@ def extract_manifest(
     skip_bad: bool = False,
     sample_rate: int = 16000,
 ) -> dict:
-    """Extract this shard's rows of `manifest` into `shard_prefix(prefix, rank, nshard)`.
-    Rows already committed by an earlier (killed) run are not redone. A bad file stops the
-    run with its name, or with `skip_bad` is listed in `.bad` and left out."""
+    """Speech features of an audio manifest's files (see `extract_rows`)."""
     root, rows = read_manifest(manifest)
-    mine = shard_rows(len(rows), rank, nshard)
-    out = shard_prefix(prefix, rank, nshard)
-    with ResumableFeatureWriter(out) as writer:
-        todo = [i for i in mine if i not in writer.done]
-        for i in tqdm(todo, desc=f"features {os.path.basename(out)}", unit="utt", initial=len(mine) - len(todo), total=len(mine)):
-            path = os.path.join(root, rows[i][0])
-            try:
-                feats = extractor(read_audio(path, sample_rate))
-            except CorpusError as e:
-                if not skip_bad:
-                    raise
-                writer.skip(i, str(e))
-                continue
-            writer.append(i, feats)
-        return {"prefix": out, "utterances": writer.num_written, "bad": list(writer.bad_reasons)}
+    return extract_rows(len(rows), lambda i: read_audio(os.path.join(root, rows[i][0]), sample_rate), extractor, prefix, rank, nshard, skip_bad)
+
+
+def extract_clips(
+    manifest: str,
+    prefix: str,
+    extractor: Callable[[np.ndarray], np.ndarray],
+    fps: Optional[float] = None,
+    size: Optional[Tuple[int, int]] = None,
+    clip_dir: Optional[str] = None,
+    rank: int = 0,
+    nshard: int = 1,
+    skip_bad: bool = False,
+) -> dict:
+    """Sign video features of a clip manifest's clips (see `extract_rows`), each read with PyAV
+    at `fps` and `size`; with `clip_dir`, also one `{clip_dir}/{id}.npy` per clip, shaped
+    (T, *extractor.clip_shape) where the extractor has one (pose landmarks: (T, K, 3))."""
+    clips = read_clip_manifest(manifest)
+    if clip_dir:
+        os.makedirs(clip_dir, exist_ok=True)
+
+    def load(i):
+        return read_video(clips[i].path, fps, size, clips[i].start, clips[i].end)[0]
+
+    def save_clip(i, feats):
+        shape = getattr(extractor, "clip_shape", feats.shape[1:])
+        save_array(os.path.join(clip_dir, f"{clips[i].id}.npy"), feats.reshape(len(feats), *shape))
+
+    return extract_rows(len(clips), load, extractor, prefix, rank, nshard, skip_bad, save_clip if clip_dir else None, unit="clip")
 
 
 def merge_shards(prefix: str, nshard: int, chunk_rows: int = 1 << 16) -> Optional[int]:

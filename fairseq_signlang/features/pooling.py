@@ -18,12 +18,25 @@ def merge_equal_clusters(feats: np.ndarray, clusters: np.ndarray) -> Tuple[np.nd
     return (sums / counts[:, None]).astype(np.float32), clusters[starts]
 
 
-def pool_words(feats: np.ndarray, words: Sequence[Word], frame_rate: float, where: str) -> np.ndarray:
-    """Mean of the frames inside each word: (len(words), D). `where` names the alignment line
-    in errors. A word shorter than a frame takes the frame it starts in."""
+def mean_of_pieces(frames: np.ndarray, pieces: int = 1) -> np.ndarray:
+    """(T, D) -> (pieces * D,): the means of `pieces` consecutive, nearly equal parts, joined
+    (a part with no frame of its own takes the nearest one)."""
+    bounds = np.linspace(0, len(frames), pieces + 1)
+    parts = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        lo = min(int(np.floor(a)), len(frames) - 1)
+        parts.append(frames[lo : max(lo + 1, int(np.ceil(b)))].mean(axis=0))
+    return np.concatenate(parts)
+
+
+def pool_words(feats: np.ndarray, words: Sequence[Word], frame_rate: float, where: str, pieces: int = 1) -> np.ndarray:
+    """Mean of the frames inside each word: (len(words), D), or with pieces > 1 the means of
+    that many equal parts of the word joined, (len(words), pieces * D), which keeps the order
+    of sounds within a word for features without context (log-mels). `where` names the
+    alignment line in errors. A word shorter than a frame takes the frame it starts in."""
     n = feats.shape[0]
     duration = n / frame_rate
-    out = np.empty((len(words), feats.shape[1]), dtype=np.float32)
+    out = np.empty((len(words), pieces * feats.shape[1]), dtype=np.float32)
     for i, (word, start, end) in enumerate(words):
         if not 0 <= start < end:
             raise CorpusError(f"{where}: word {word!r} has start {start} and end {end}")
@@ -31,7 +44,7 @@ def pool_words(feats: np.ndarray, words: Sequence[Word], frame_rate: float, wher
             raise CorpusError(f"{where}: word {word!r} ends at {end:.2f} s but the audio's features cover {duration:.2f} s")
         a = min(int(np.floor(start * frame_rate)), n - 1)
         b = max(a + 1, min(int(np.ceil(end * frame_rate)), n))
-        out[i] = feats[a:b].mean(axis=0)
+        out[i] = mean_of_pieces(feats[a:b], pieces)
     return out
 
 

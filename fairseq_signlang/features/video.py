@@ -1,12 +1,20 @@
 """Sign video files read and written with PyAV (which ships its own FFmpeg): frames sampled to
-a fixed rate, resized, and optionally cut to a time span."""
+a fixed rate, resized, and optionally cut to a time span; and clip manifests.
+
+A clip manifest is a TSV file whose header names its columns: `id` and `path` always, then
+optionally `start` and `end` (seconds, a span of the file) and `text` (a translation or gloss),
+the layout BOBSL, OpenASL, How2Sign and MS-ASL users convert to. Relative paths are relative
+to the manifest's folder.
+"""
 import os
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
-from ..data.readers import CorpusError
+from ..data.readers import CorpusError, numbered_lines
+from ..data.writers import atomic_open
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov")
 
@@ -87,3 +95,64 @@ def write_video(path: str, frames: np.ndarray, fps: float = 25.0) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@dataclass(frozen=True)
+class ClipRow:
+    id: str
+    path: str
+    start: Optional[float] = None
+    end: Optional[float] = None
+    text: Optional[str] = None
+
+
+CLIP_COLUMNS = ("id", "path", "start", "end", "text")
+
+
+def read_clip_manifest(path: str, check_files: bool = True) -> List[ClipRow]:
+    """Rows of a clip manifest, checked: known columns, unique ids, spans with start < end and,
+    with `check_files`, every video present."""
+    if not os.path.isfile(path):
+        raise CorpusError(f"{path}: clip manifest not found")
+    lines = list(numbered_lines(path))
+    if not lines:
+        raise CorpusError(f"{path}: empty clip manifest (expected a header `id<TAB>path[<TAB>start<TAB>end][<TAB>text]`)")
+    header = lines[0][1].rstrip("\r\n").split("\t")
+    unknown = [c for c in header if c not in CLIP_COLUMNS]
+    if unknown or "id" not in header or "path" not in header:
+        raise CorpusError(f"{path}:1: header must name columns from {CLIP_COLUMNS} including id and path, got {header}")
+    root, rows, seen = os.path.dirname(os.path.abspath(path)), [], set()
+    for lineno, line in lines[1:]:
+        if not line.strip():
+            continue
+        cells = line.rstrip("\r\n").split("\t")
+        if len(cells) != len(header):
+            raise CorpusError(f"{path}:{lineno}: {len(cells)} columns, the header has {len(header)}")
+        row = dict(zip(header, cells))
+        try:
+            start, end = (float(row[k]) if row.get(k, "") != "" else None for k in ("start", "end"))
+        except ValueError:
+            raise CorpusError(f"{path}:{lineno}: start and end must be seconds, got {row.get('start')!r} and {row.get('end')!r}") from None
+        if start is not None and end is not None and not 0 <= start < end:
+            raise CorpusError(f"{path}:{lineno}: span {start} .. {end} s is empty or negative")
+        if row["id"] in seen or not row["id"]:
+            raise CorpusError(f"{path}:{lineno}: clip id {row['id']!r} is empty or used twice")
+        seen.add(row["id"])
+        video = os.path.normpath(os.path.join(root, row["path"]))
+        if check_files and not os.path.isfile(video):
+            raise CorpusError(f"{path}:{lineno}: {video} does not exist")
+        rows.append(ClipRow(row["id"], video, start, end, row.get("text")))
+    if not rows:
+        raise CorpusError(f"{path}: no clips")
+    return rows
+
+
+def write_clip_manifest(path: str, rows: List[ClipRow]) -> None:
+    """Clip rows -> a manifest with the columns they use, paths relative to the manifest."""
+    columns = ["id", "path"] + (["start", "end"] if any(r.start is not None or r.end is not None for r in rows) else []) + (["text"] if any(r.text for r in rows) else [])
+    root = os.path.dirname(os.path.abspath(path))
+    with atomic_open(path, encoding="utf-8") as f:
+        f.write("\t".join(columns) + "\n")
+        for r in rows:
+            cells = {"id": r.id, "path": os.path.relpath(os.path.abspath(r.path), root), "start": "" if r.start is None else repr(r.start), "end": "" if r.end is None else repr(r.end), "text": r.text or ""}
+            f.write("\t".join(cells[c] for c in columns) + "\n")

@@ -1,0 +1,221 @@
+#!/usr/bin/env python
+"""The offline demo on real media: word-level speech2sign-U from spoken audio and sign video.
+
+1. Real English sentences (the King James Bible from Debian's bible-kjv, or --text) over the
+   100 most frequent words, sentences of at least 5 of them (as ASL LibriSpeech 100).
+2. Sign clips: a procedural signer renders every word as video for several signers (body size
+   and position, speed, movement size vary; a few word pairs get visually similar signs).
+   scripts/build_word_corpus.py's library call builds the corpora: for training, the sign side
+   is the same sentences shuffled (the pairing hidden); valid and test are paired for scoring.
+3. Speech: flite and espeak-ng voices at two speaking rates speak every sentence word by word,
+   so word boundaries are exact; a random voice per sentence.
+4. The scripts a user runs on their own data: speech manifests, log-mel features (the offline
+   stand-in for wav2vec 2.0), word pooling, sign clip features (glove tracking, the stand-in for
+   I3D), clip pooling, k-means for both (the speech cluster count chosen by purity, about 90 %
+   as in the paper), and the task's data folder.
+5. fairseq-hydra-train (examples/speech2sign_u/word_tiny.yaml) and DTW retrieval on the test
+   split. Writes metrics.json, rankings.json, alignments.png, training_curves.png, purity.json,
+   sample sign videos and spoken sentences under --out.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from fairseq_signlang.data.procedural_signer import ProceduralSigner, render
+from fairseq_signlang.data.readers import CorpusError
+from fairseq_signlang.data.sign_corpus import ClipPool, build_word_corpus, read_sign_corpus
+from fairseq_signlang.data.text_sources import kjv_sentences, restrict_vocabulary, text_file_sentences
+from fairseq_signlang.data.tts import WordSpeaker
+from fairseq_signlang.data.writers import atomic_open, write_lines
+from fairseq_signlang.features.video import read_video, write_video
+from fairseq_signlang.reports import training_curves, write_json
+from fairseq_signlang.training import REPO_DIR, run_hydra_train
+
+SPLITS = ("train", "valid", "test")
+FPS, SIZE = 25, 96
+
+
+def run_script(name: str, *args: str) -> str:
+    """Run scripts/{name} as a user would; its command is printed, its errors stop the demo."""
+    cmd = [sys.executable, os.path.join(REPO_DIR, "scripts", name), *map(str, args)]
+    print(f"      $ python scripts/{name} " + " ".join(cmd[2:]), flush=True)
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_DIR)
+    if run.returncode != 0:
+        sys.exit(f"error: scripts/{name} failed:\n{run.stderr[-3000:]}")
+    return run.stdout
+
+
+def render_clip_pool(vocab, out_dir, signers: int, similar: int, seed: int):
+    """clips/<word>/signer<k>.mp4 for every word and signer; returns the similar pairs."""
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(vocab), size=2 * similar, replace=False)
+    pairs = [(vocab[picks[2 * i]], vocab[picks[2 * i + 1]]) for i in range(similar)]
+    signer = ProceduralSigner(vocab, similar_pairs=pairs, seed=seed)
+    for w in tqdm(vocab, desc="render signs", unit="word"):
+        for k in range(signers):
+            path = os.path.join(out_dir, w, f"signer{k}.mp4")
+            if not os.path.exists(path):
+                write_video(path, render(signer.word(w, k, rng), (SIZE, SIZE)), fps=FPS)
+    return pairs
+
+
+def speak_split(speaker: WordSpeaker, corpus_dir: str, audio_dir: str, alignment_path: str, rng) -> float:
+    """One wav per sentence of speech.jsonl and its word alignment (one JSON line each)."""
+    with open(os.path.join(corpus_dir, "speech.jsonl"), encoding="utf-8") as f:
+        sentences = [json.loads(line)["words"] for line in f]
+    lines, seconds = [], 0.0
+    for i, words in enumerate(tqdm(sentences, desc=f"speak {os.path.basename(audio_dir)}", unit="sent")):
+        voice = speaker.voices[rng.integers(len(speaker.voices))]
+        wav, alignment = speaker.sentence(words, voice, rng)
+        with atomic_open(os.path.join(audio_dir, f"{i:06d}.wav"), "wb") as f:
+            sf.write(f, wav, speaker.sample_rate, format="WAV", subtype="PCM_16")
+        lines.append(json.dumps([{"word": w, "start": round(a, 4), "end": round(b, 4)} for w, a, b in alignment]))
+        seconds += len(wav) / speaker.sample_rate
+    write_lines(alignment_path, lines)
+    return seconds
+
+
+def choose_speech_clusters(out: str, candidates) -> int:
+    """k-means for each candidate count; the smallest reaching 90 % purity on train, else the purest."""
+    reports = {}
+    for k in candidates:
+        km = os.path.join(out, "km", f"speech_{k}")
+        run_script("cluster_features.py", "kmeans", "--fit", f"{out}/feats/speech_words/train", "-k", k, "--out", km,
+                   "--apply", *[f"{out}/feats/speech_words/{s}" for s in SPLITS])
+        run_script("cluster_purity.py", "--km", f"{km}/train.km", "--words", f"{out}/feats/speech_words/train.wrd", "--out", f"{km}/purity.json")
+        with open(f"{km}/purity.json", encoding="utf-8") as f:
+            reports[k] = json.load(f)["purity"]
+        print(f"      {k} speech clusters: purity {100 * reports[k]:.1f} %")
+    good = [k for k in candidates if reports[k] >= 0.9]
+    return (min(good) if good else max(reports, key=reports.get)), reports
+
+
+def sentence_video(corpus_dir: str, index: int, out_path: str) -> list:
+    """The sign video of one sentence: its clips joined in order."""
+    entry = read_sign_corpus(os.path.join(corpus_dir, "sign.jsonl"))[index]
+    frames = [read_video(path, FPS)[0] for path, _, _ in entry["clips"]]
+    write_video(out_path, np.concatenate(frames), fps=FPS)
+    return entry["words"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="outputs/demo", help="output folder")
+    ap.add_argument("--text", help="plain text file, one sentence per line (default: the KJV Bible)")
+    ap.add_argument("--vocab", type=int, default=100, help="vocabulary size")
+    ap.add_argument("--sentences", type=int, default=6000, help="training sentences (200 more each for valid and test)")
+    ap.add_argument("--signers", type=int, default=8, help="signers in the sign clip pool")
+    ap.add_argument("--similar-pairs", type=int, default=5, help="word pairs with visually similar signs")
+    ap.add_argument("--speech-clusters", type=int, nargs="+", help="candidate speech cluster counts (default: 4x and 8x the vocabulary)")
+    ap.add_argument("--max-update", type=int, default=200, help="training updates")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    out = os.path.abspath(args.out)
+    started = time.time()
+    rng = np.random.default_rng(args.seed)
+
+    print("[1/6] sentences")
+    try:
+        sentences = text_file_sentences(args.text) if args.text else kjv_sentences()
+    except (RuntimeError, ValueError, OSError) as e:
+        sys.exit(f"error: {e}")
+    vocab, kept = restrict_vocabulary(sentences, args.vocab, min_words=5)
+    kept = [kept[i] for i in rng.permutation(len(kept))]
+    n_eval = min(200, len(kept) // 10)
+    split_sentences = {"valid": kept[:n_eval], "test": kept[n_eval : 2 * n_eval], "train": kept[2 * n_eval : 2 * n_eval + args.sentences]}
+    print(f"      {len(split_sentences['train'])} training sentences, {n_eval} each for valid and test, {len(vocab)} words")
+
+    print("[2/6] sign clips from the procedural signer, and the corpora")
+    pairs = render_clip_pool(vocab, os.path.join(out, "clips"), args.signers, args.similar_pairs, args.seed)
+    print(f"      {len(vocab)} words x {args.signers} signers; similar signs: {pairs}")
+    pool = ClipPool.from_folders(os.path.join(out, "clips"))
+    for split in SPLITS:
+        build_word_corpus(split_sentences[split], pool, args.vocab, f"{out}/corpus/{split}", pairing="hidden" if split == "train" else "paired",
+                          seed=args.seed, vocab=vocab)
+
+    print("[3/6] speech from flite and espeak-ng, word by word")
+    try:
+        speaker = WordSpeaker(vocab)
+    except CorpusError as e:
+        sys.exit(f"error: {e}\n(make demo installs them; or: apt-get install flite espeak-ng)")
+    for split in SPLITS:
+        shutil.rmtree(f"{out}/audio/{split}", ignore_errors=True)
+        hours = speak_split(speaker, f"{out}/corpus/{split}", f"{out}/audio/{split}", f"{out}/alignments/{split}.jsonl", rng) / 3600
+        print(f"      {split}: {hours:.2f} h of speech, {len(speaker.voices)} voices")
+
+    print("[4/6] features, pooling and clustering, with the user-facing scripts")
+    for split in SPLITS:
+        run_script("speech_manifest.py", f"{out}/audio/{split}", "--out", f"{out}/manifests/{split}.tsv")
+        for suffix in (".npy", ".lengths", ".ids", ".bad"):  # a rerun extracts afresh
+            if os.path.exists(f"{out}/feats/speech/{split}{suffix}"):
+                os.remove(f"{out}/feats/speech/{split}{suffix}")
+        run_script("extract_speech_features.py", f"{out}/manifests/{split}.tsv", "--out", f"{out}/feats/speech/{split}", "--cmvn")
+        run_script("pool_features.py", "words", "--feats", f"{out}/feats/speech/{split}", "--alignment", f"{out}/alignments/{split}.jsonl",
+                   "--frame-rate", 100, "--pieces", 3, "--out", f"{out}/feats/speech_words/{split}")
+    k_speech, purity = choose_speech_clusters(out, args.speech_clusters or [4 * len(vocab), 8 * len(vocab)])
+    shutil.rmtree(f"{out}/feats/sign_clips", ignore_errors=True)
+    run_script("extract_sign_features.py", f"{out}/corpus/train/clips.tsv", "--features", "gloves", "--fps", FPS,
+               "--out", f"{out}/feats/sign_clips/all", "--clip-dir", f"{out}/feats/sign_clips/npy")
+    for split in SPLITS:
+        run_script("pool_features.py", "clips", "--clip-dir", f"{out}/feats/sign_clips/npy", "--corpus", f"{out}/corpus/{split}/sign.jsonl",
+                   "--out", f"{out}/feats/sign_words/{split}")
+    run_script("cluster_features.py", "kmeans", "--fit", f"{out}/feats/sign_words/train", "-k", len(vocab), "--out", f"{out}/km/sign",
+               "--apply", *[f"{out}/feats/sign_words/{s}" for s in SPLITS])
+    run_script("cluster_purity.py", "--km", f"{out}/km/sign/train.km", "--words", f"{out}/feats/sign_words/train.wrd", "--out", f"{out}/km/sign/purity.json")
+    with open(f"{out}/km/sign/purity.json", encoding="utf-8") as f:
+        sign_report = json.load(f)
+    purity = {"speech": {str(k): round(v, 4) for k, v in purity.items()}, "speech_clusters": k_speech, "sign": round(sign_report["purity"], 4), "sign_clusters": len(vocab)}
+    write_json(f"{out}/purity.json", purity)
+    print(f"      chose {k_speech} speech clusters; sign cluster purity {100 * sign_report['purity']:.1f} %")
+    data = f"{out}/data"
+    run_script("prepare_word_task.py", "--speech-km", f"{out}/km/speech_{k_speech}", "--sign-km", f"{out}/km/sign", "--out", data,
+               "--speech-clusters", k_speech, "--sign-clusters", len(vocab))
+
+    print("[5/6] fairseq-hydra-train (examples/speech2sign_u/word_tiny.yaml)")
+    ckpt_dir = os.path.join(out, "checkpoints")
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # a rerun trains afresh instead of resuming a finished run
+    log_text = run_hydra_train(
+        os.path.join(REPO_DIR, "examples", "speech2sign_u"),
+        "word_tiny",
+        [f"task.data={data}", f"checkpoint.save_dir={ckpt_dir}", f"hydra.run.dir={out}/hydra", f"optimization.max_update={args.max_update}",
+         "common.log_format=json", "common.log_interval=10", "dataset.validate_interval_updates=10", f"common.seed={args.seed}"],
+        os.path.join(out, "train.log"),
+        max_update=args.max_update,
+    )
+    training_curves(log_text, os.path.join(out, "training_curves.png"))
+
+    print("[6/6] retrieval on the test split")
+    from fairseq_signlang.evaluation import evaluate_split, load_checkpoint
+    from fairseq_signlang.reports import write_evaluation
+
+    model, task = load_checkpoint(os.path.join(ckpt_dir, "checkpoint_best.pt"), data, "cpu")
+    result = evaluate_split(model, task, "test")
+    majority = {}  # sign unit -> the word most of its clips show
+    with open(f"{out}/km/sign/train.km", encoding="utf-8") as km, open(f"{out}/feats/sign_words/train.wrd", encoding="utf-8") as wrd:
+        for ids, words in zip(km, wrd):
+            for u, w in zip(ids.split(), words.split()):
+                majority.setdefault(u, {}).setdefault(w, 0)
+                majority[u][w] += 1
+    sign_dict = task.target_dictionary
+    labels = [max(majority.get(sign_dict[i], {sign_dict[i]: 1}).items(), key=lambda kv: kv[1])[0] for i in range(len(sign_dict))]
+    metrics = write_evaluation(result, out, task, word_labels=labels)
+    samples = os.path.join(out, "samples")
+    for i in range(3):
+        words = sentence_video(f"{out}/corpus/test", i, os.path.join(samples, f"test{i}_sign.mp4"))
+        shutil.copyfile(f"{out}/audio/test/{i:06d}.wav", os.path.join(samples, f"test{i}_speech.wav"))
+        write_lines(os.path.join(samples, f"test{i}.txt"), [" ".join(words)])
+    print(json.dumps(metrics, indent=1))
+    print(f"wrote {out}/metrics.json, rankings.json, alignments.png, training_curves.png, purity.json and samples/ "
+          f"in {(time.time() - started) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
