@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo demo-units demo-tools bench clean
 
 setup: $(STAMP)
 
@@ -18,18 +18,28 @@ $(STAMP): setup.py
 	$(PIP) install --upgrade pip "setuptools<81" wheel
 	$(PIP) install torch==$(TORCH_VERSION) numpy cython
 	$(PIP) install --no-build-isolation "fairseq-fixed==0.12.3.1"
-	$(PIP) install --no-build-isolation -e ".[test]"
+	$(PIP) install --no-build-isolation -e ".[test,pose]"
 	touch $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
-# The demo's English text: the King James Bible from Debian's bible-kjv (public domain).
-demo: $(STAMP)
-	@command -v bible >/dev/null 2>&1 || { echo "installing Debian's bible-kjv (the demo's English sentences)"; \
+# The demo's English text is the King James Bible from Debian's bible-kjv (public domain); its
+# speech comes from Debian's flite and espeak-ng. Installed here when missing.
+DEMO_TOOLS := bible:bible-kjv flite:flite espeak-ng:espeak-ng
+
+demo-tools:
+	@missing=""; for t in $(DEMO_TOOLS); do command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages for the demo:$$missing"; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update -qq && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bible-kjv; }
-	$(PY) scripts/demo_word.py --out outputs/demo
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+demo: $(STAMP) demo-tools
+	$(PY) scripts/demo_media.py --out outputs/demo
+
+# The earlier demo on simulated unit corpora (no audio or video): a minute, for a quick look.
+demo-units: $(STAMP) demo-tools
+	$(PY) scripts/demo_word.py --out outputs/demo_units
 
 bench: $(STAMP)
 	$(PY) scripts/bench_retrieval.py

@@ -51,3 +51,26 @@ def training_curves(log_text: str, out_png: str) -> None:
         {"valid A->V R@1 (%)": [float(r["valid_a2v_recall@1"]) for r in valid], "valid UER (%)": [float(r["valid_uer"]) for r in valid]},
         out_png,
     )
+
+
+def train_demo_model(data: str, out: str, max_update: int, seed: int) -> str:
+    """Train examples/speech2sign_u/word_tiny.yaml on `data` from scratch into {out}/checkpoints,
+    validating every 10 updates for dense curves (validation of 200 sentences is cheap); writes
+    train.log and the training curves. Returns the checkpoint folder."""
+    import shutil
+
+    from .training import REPO_DIR, run_hydra_train
+
+    ckpt_dir = os.path.join(out, "checkpoints")
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # a rerun trains afresh instead of resuming a finished run
+    log_text = run_hydra_train(
+        os.path.join(REPO_DIR, "examples", "speech2sign_u"),
+        "word_tiny",
+        [f"task.data={data}", f"checkpoint.save_dir={ckpt_dir}", f"hydra.run.dir={os.path.join(out, 'hydra')}",
+         f"optimization.max_update={max_update}", "common.log_format=json", "common.log_interval=10",
+         "dataset.validate_interval_updates=10", f"common.seed={seed}"],
+        os.path.join(out, "train.log"),
+        max_update=max_update,
+    )
+    training_curves(log_text, os.path.join(out, "training_curves.png"))
+    return ckpt_dir

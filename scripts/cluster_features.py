@@ -4,8 +4,10 @@ applied to all, with faiss (k-means on GPU when there is one and faiss-gpu is in
 
   pca     --fit feats/train --dim 512 --out pca/ --apply feats/train feats/valid
           writes pca/A.npy, pca/b.npy and pca/{name}.npy + .lengths for each applied prefix
-  kmeans  --fit feats/train -k 400 --out km/ --apply feats/train feats/valid
-          writes km/centroids.npy and km/{name}.km (cluster ids, one utterance per line)
+  kmeans  --fit feats/train -k 400 --out km/ --apply feats/train feats/valid [--standardize]
+          writes km/centroids.npy and km/{name}.km (cluster ids, one utterance per line);
+          --standardize clusters z-scores (mean and std from the fit split, saved as
+          km/mean.npy and km/std.npy), for features whose dimensions have unlike scales
 """
 import argparse
 import os
@@ -16,7 +18,7 @@ from tqdm import tqdm
 
 from fairseq_signlang.data.readers import CorpusError, read_features
 from fairseq_signlang.data.writers import atomic_open, save_array
-from fairseq_signlang.features.clustering import assign_clusters, fit_kmeans, fit_pca, transform_rows, use_gpu
+from fairseq_signlang.features.clustering import assign_clusters, fit_kmeans, fit_pca, fit_standardizer, transform_rows, use_gpu
 
 
 def main():
@@ -33,6 +35,7 @@ def main():
     sub.choices["kmeans"].add_argument("-k", "--clusters", type=int, required=True)
     sub.choices["kmeans"].add_argument("--niter", type=int, default=50)
     sub.choices["kmeans"].add_argument("--seed", type=int, default=0)
+    sub.choices["kmeans"].add_argument("--standardize", action="store_true", help="cluster per-dimension z-scores")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     try:
@@ -50,11 +53,17 @@ def main():
             print(f"PCA {fit_feats.shape[1]} -> {args.dim} written to {args.out}")
         else:
             print(f"k-means with {args.clusters} clusters on {'GPU' if use_gpu() else 'CPU'}")
-            centroids = fit_kmeans(fit_feats, args.clusters, args.niter, args.seed, args.max_rows)
+            transform = None
+            if args.standardize:
+                mean, std = fit_standardizer(fit_feats, args.max_rows)
+                save_array(os.path.join(args.out, "mean.npy"), mean)
+                save_array(os.path.join(args.out, "std.npy"), std)
+                transform = lambda x: (x - mean) / std  # noqa: E731
+            centroids = fit_kmeans(fit_feats, args.clusters, args.niter, args.seed, args.max_rows, transform)
             save_array(os.path.join(args.out, "centroids.npy"), centroids)
             for prefix in tqdm(args.apply, desc="assign", unit="split"):
                 feats, offsets, lengths = read_features(prefix)
-                ids = assign_clusters(feats, centroids)
+                ids = assign_clusters(feats, centroids, transform=transform)
                 with atomic_open(os.path.join(args.out, os.path.basename(prefix) + ".km"), encoding="utf-8") as f:
                     for o, n in zip(offsets, lengths):
                         f.write(" ".join(map(str, ids[o : o + n])) + "\n")

@@ -36,8 +36,8 @@ from fairseq_signlang.data.text_sources import kjv_sentences, restrict_vocabular
 from fairseq_signlang.data.tts import WordSpeaker
 from fairseq_signlang.data.writers import atomic_open, write_lines
 from fairseq_signlang.features.video import read_video, write_video
-from fairseq_signlang.reports import training_curves, write_json
-from fairseq_signlang.training import REPO_DIR, run_hydra_train
+from fairseq_signlang.reports import train_demo_model, write_json
+from fairseq_signlang.training import REPO_DIR
 
 SPLITS = ("train", "valid", "test")
 FPS, SIZE = 25, 96
@@ -53,17 +53,16 @@ def run_script(name: str, *args: str) -> str:
     return run.stdout
 
 
-def render_clip_pool(vocab, out_dir, signers: int, similar: int, seed: int):
+def render_clip_pool(vocab, out_dir, signers: int, similar: int, variation: float, seed: int):
     """clips/<word>/signer<k>.mp4 for every word and signer; returns the similar pairs."""
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(vocab), size=2 * similar, replace=False)
     pairs = [(vocab[picks[2 * i]], vocab[picks[2 * i + 1]]) for i in range(similar)]
-    signer = ProceduralSigner(vocab, similar_pairs=pairs, seed=seed)
+    signer = ProceduralSigner(vocab, similar_pairs=pairs, seed=seed, variation=variation)
+    shutil.rmtree(out_dir, ignore_errors=True)
     for w in tqdm(vocab, desc="render signs", unit="word"):
         for k in range(signers):
-            path = os.path.join(out_dir, w, f"signer{k}.mp4")
-            if not os.path.exists(path):
-                write_video(path, render(signer.word(w, k, rng), (SIZE, SIZE)), fps=FPS)
+            write_video(os.path.join(out_dir, w, f"signer{k}.mp4"), render(signer.word(w, k, rng), (SIZE, SIZE)), fps=FPS)
     return pairs
 
 
@@ -112,7 +111,8 @@ def main():
     ap.add_argument("--text", help="plain text file, one sentence per line (default: the KJV Bible)")
     ap.add_argument("--vocab", type=int, default=100, help="vocabulary size")
     ap.add_argument("--sentences", type=int, default=6000, help="training sentences (200 more each for valid and test)")
-    ap.add_argument("--signers", type=int, default=8, help="signers in the sign clip pool")
+    ap.add_argument("--signers", type=int, default=16, help="signers in the sign clip pool (one clip of each word each)")
+    ap.add_argument("--signer-variation", type=float, default=0.5, help="how much signers differ (procedural signer's scale; 0: all alike)")
     ap.add_argument("--similar-pairs", type=int, default=5, help="word pairs with visually similar signs")
     ap.add_argument("--speech-clusters", type=int, nargs="+", help="candidate speech cluster counts (default: 4x and 8x the vocabulary)")
     ap.add_argument("--max-update", type=int, default=200, help="training updates")
@@ -134,7 +134,7 @@ def main():
     print(f"      {len(split_sentences['train'])} training sentences, {n_eval} each for valid and test, {len(vocab)} words")
 
     print("[2/6] sign clips from the procedural signer, and the corpora")
-    pairs = render_clip_pool(vocab, os.path.join(out, "clips"), args.signers, args.similar_pairs, args.seed)
+    pairs = render_clip_pool(vocab, os.path.join(out, "clips"), args.signers, args.similar_pairs, args.signer_variation, args.seed)
     print(f"      {len(vocab)} words x {args.signers} signers; similar signs: {pairs}")
     pool = ClipPool.from_folders(os.path.join(out, "clips"))
     for split in SPLITS:
@@ -166,9 +166,9 @@ def main():
                "--out", f"{out}/feats/sign_clips/all", "--clip-dir", f"{out}/feats/sign_clips/npy")
     for split in SPLITS:
         run_script("pool_features.py", "clips", "--clip-dir", f"{out}/feats/sign_clips/npy", "--corpus", f"{out}/corpus/{split}/sign.jsonl",
-                   "--out", f"{out}/feats/sign_words/{split}")
+                   "--pieces", 3, "--out", f"{out}/feats/sign_words/{split}")
     run_script("cluster_features.py", "kmeans", "--fit", f"{out}/feats/sign_words/train", "-k", len(vocab), "--out", f"{out}/km/sign",
-               "--apply", *[f"{out}/feats/sign_words/{s}" for s in SPLITS])
+               "--standardize", "--apply", *[f"{out}/feats/sign_words/{s}" for s in SPLITS])
     run_script("cluster_purity.py", "--km", f"{out}/km/sign/train.km", "--words", f"{out}/feats/sign_words/train.wrd", "--out", f"{out}/km/sign/purity.json")
     with open(f"{out}/km/sign/purity.json", encoding="utf-8") as f:
         sign_report = json.load(f)
@@ -180,17 +180,7 @@ def main():
                "--speech-clusters", k_speech, "--sign-clusters", len(vocab))
 
     print("[5/6] fairseq-hydra-train (examples/speech2sign_u/word_tiny.yaml)")
-    ckpt_dir = os.path.join(out, "checkpoints")
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # a rerun trains afresh instead of resuming a finished run
-    log_text = run_hydra_train(
-        os.path.join(REPO_DIR, "examples", "speech2sign_u"),
-        "word_tiny",
-        [f"task.data={data}", f"checkpoint.save_dir={ckpt_dir}", f"hydra.run.dir={out}/hydra", f"optimization.max_update={args.max_update}",
-         "common.log_format=json", "common.log_interval=10", "dataset.validate_interval_updates=10", f"common.seed={args.seed}"],
-        os.path.join(out, "train.log"),
-        max_update=args.max_update,
-    )
-    training_curves(log_text, os.path.join(out, "training_curves.png"))
+    ckpt_dir = train_demo_model(data, out, args.max_update, args.seed)
 
     print("[6/6] retrieval on the test split")
     from fairseq_signlang.evaluation import evaluate_split, load_checkpoint

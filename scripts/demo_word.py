@@ -14,15 +14,13 @@
 import argparse
 import json
 import os
-import shutil
 import sys
 
 import numpy as np
 
 from fairseq_signlang.data.simulated_units import UnitCorpusSpec, build_unit_corpus
 from fairseq_signlang.data.text_sources import kjv_sentences, restrict_vocabulary, text_file_sentences
-from fairseq_signlang.reports import training_curves
-from fairseq_signlang.training import REPO_DIR, run_hydra_train
+from fairseq_signlang.reports import train_demo_model
 
 
 def mapping_picture(model, task, truth, out_png: str) -> None:
@@ -82,25 +80,7 @@ def main():
     print(f"      {truth['sentences']}, similar sign pairs: {truth['similar_sign_pairs']}")
 
     print("[3/4] fairseq-hydra-train (examples/speech2sign_u/word_tiny.yaml)")
-    ckpt_dir = os.path.join(out, "checkpoints")
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # a rerun trains afresh instead of resuming a finished run
-    log_text = run_hydra_train(
-        os.path.join(REPO_DIR, "examples", "speech2sign_u"),
-        "word_tiny",
-        [
-            f"task.data={data}",
-            f"checkpoint.save_dir={ckpt_dir}",
-            f"hydra.run.dir={os.path.join(out, 'hydra')}",
-            f"optimization.max_update={args.max_update}",
-            "common.log_format=json",
-            "common.log_interval=10",
-            "dataset.validate_interval_updates=10",  # dense curves; validation of 200 sentences is cheap
-            f"common.seed={args.seed}",
-        ],
-        os.path.join(out, "train.log"),
-        max_update=args.max_update,
-    )
-    training_curves(log_text, os.path.join(out, "training_curves.png"))
+    ckpt_dir = train_demo_model(data, out, args.max_update, args.seed)
 
     print("[4/4] retrieval on the test split")
     from fairseq_signlang.evaluation import evaluate_split, load_checkpoint

@@ -189,7 +189,7 @@ def render(landmarks: np.ndarray, size: Tuple[int, int] = (128, 128)) -> np.ndar
         d = ImageDraw.Draw(img)
         xy = [(float(x * W), float(y * H)) for x, y, _ in p]
         d.polygon([xy[2], xy[3], (xy[3][0], H), (xy[2][0], H)], fill=(90, 90, 100))  # torso
-        r = 0.09 * W
+        r = 0.09 * W * np.hypot(p[3, 0] - p[2, 0], p[3, 1] - p[2, 1]) / 0.36  # head size follows body size
         d.ellipse([xy[0][0] - r, xy[0][1] - r * 1.2, xy[0][0] + r, xy[0][1] + r * 1.2], fill=HEAD_COLOUR)
         for a, b in ((2, 4), (4, 6), (3, 5), (5, 7)):
             d.line([xy[a], xy[b]], fill=(70, 110, 200), width=2 * line)

@@ -5,6 +5,7 @@ Each (word, voice) is synthesized once, trimmed of silence, and cached; a senten
 words' recordings with random pauses and takes a random gain and a little noise, so no two
 tokens of a word are the same waveform. Voices differ in engine, speaker and speaking rate.
 """
+import functools
 import os
 import shutil
 import subprocess
@@ -47,8 +48,17 @@ def missing_engines(voices: Sequence[Voice]) -> List[str]:
     return sorted({v.engine for v in voices if shutil.which(v.engine) is None})
 
 
+@functools.lru_cache(maxsize=None)
+def flite_voices() -> Tuple[str, ...]:
+    """The voices built into flite (it falls back to its default silently on an unknown name)."""
+    listing = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout
+    return tuple(listing.split(":", 1)[-1].split())
+
+
 def synthesize(text: str, voice: Voice, sample_rate: int = 16000) -> np.ndarray:
     """`text` spoken by `voice`, mono float32 at `sample_rate`, leading and trailing silence removed."""
+    if voice.engine == "flite" and voice.name not in flite_voices():
+        raise CorpusError(f"{voice}: flite has no voice {voice.name!r} (it has {', '.join(flite_voices())})")
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.wav")
         run = subprocess.run(voice.command(text, out), capture_output=True, text=True)

@@ -40,10 +40,20 @@ def fit_pca(feats: np.ndarray, dim: int, eigen_power: float = 0.0, max_rows: int
     return A, b
 
 
-def fit_kmeans(feats: np.ndarray, k: int, niter: int = 50, seed: int = 0, max_rows: int = 2_000_000) -> np.ndarray:
-    """k centroids (k, D); on GPU when faiss sees one."""
+def fit_standardizer(feats: np.ndarray, max_rows: int = 1_000_000):
+    """(mean, std) per dimension, for features whose dimensions have unlike scales (positions
+    next to areas); a constant dimension keeps std 1."""
+    x = sample_rows(feats, max_rows).astype(np.float64)
+    std = x.std(axis=0)
+    return x.mean(axis=0).astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32)
+
+
+def fit_kmeans(feats: np.ndarray, k: int, niter: int = 50, seed: int = 0, max_rows: int = 2_000_000, transform: Optional[Callable] = None) -> np.ndarray:
+    """k centroids (k, D); on GPU when faiss sees one. `transform` maps rows before clustering."""
     faiss = _faiss()
     x = sample_rows(feats, max_rows, seed)
+    if transform is not None:
+        x = np.ascontiguousarray(transform(x), dtype=np.float32)
     if x.shape[0] < k:
         raise ValueError(f"{k} clusters need at least {k} rows, there are {x.shape[0]}")
     km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, gpu=use_gpu(), max_points_per_centroid=max(256, x.shape[0] // k + 1))
@@ -51,14 +61,15 @@ def fit_kmeans(feats: np.ndarray, k: int, niter: int = 50, seed: int = 0, max_ro
     return km.centroids.astype(np.float32)
 
 
-def assign_clusters(feats: np.ndarray, centroids: np.ndarray, chunk_rows: int = 1 << 16) -> np.ndarray:
-    """Nearest centroid of every row: (N,) int64."""
+def assign_clusters(feats: np.ndarray, centroids: np.ndarray, chunk_rows: int = 1 << 16, transform: Optional[Callable] = None) -> np.ndarray:
+    """Nearest centroid of every row (after `transform`): (N,) int64."""
     faiss = _faiss()
     index = faiss.IndexFlatL2(centroids.shape[1])
     index.add(np.ascontiguousarray(centroids))
     out = np.empty(feats.shape[0], dtype=np.int64)
     for start in range(0, feats.shape[0], chunk_rows):
-        _, idx = index.search(np.ascontiguousarray(feats[start : start + chunk_rows], dtype=np.float32), 1)
+        rows = np.asarray(feats[start : start + chunk_rows], dtype=np.float32)
+        _, idx = index.search(np.ascontiguousarray(transform(rows) if transform is not None else rows, dtype=np.float32), 1)
         out[start : start + chunk_rows] = idx[:, 0]
     return out
 
