@@ -109,9 +109,9 @@ class ClipRow:
 CLIP_COLUMNS = ("id", "path", "start", "end", "text")
 
 
-def read_clip_manifest(path: str, check_files: bool = True) -> List[ClipRow]:
-    """Rows of a clip manifest, checked: known columns, unique ids, spans with start < end and,
-    with `check_files`, every video present."""
+def read_clip_manifest(path: str) -> List[ClipRow]:
+    """Rows of a clip manifest, checked: known columns, unique ids, spans with start < end and
+    every video present."""
     if not os.path.isfile(path):
         raise CorpusError(f"{path}: clip manifest not found")
     lines = list(numbered_lines(path))
@@ -139,7 +139,7 @@ def read_clip_manifest(path: str, check_files: bool = True) -> List[ClipRow]:
             raise CorpusError(f"{path}:{lineno}: clip id {row['id']!r} is empty or used twice")
         seen.add(row["id"])
         video = os.path.normpath(os.path.join(root, row["path"]))
-        if check_files and not os.path.isfile(video):
+        if not os.path.isfile(video):
             raise CorpusError(f"{path}:{lineno}: {video} does not exist")
         rows.append(ClipRow(row["id"], video, start, end, row.get("text")))
     if not rows:
