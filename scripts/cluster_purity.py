@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from fairseq_signlang.data.readers import CorpusError, numbered_lines
+from fairseq_signlang.data.readers import CorpusError, numbered_lines, read_cluster_ids
 from fairseq_signlang.data.writers import atomic_open
 from fairseq_signlang.features.purity import cluster_purity
 
@@ -19,12 +19,11 @@ def main():
     ap.add_argument("--top", type=int, default=20, help="words shown in the summary")
     args = ap.parse_args()
     try:
-        km, words = list(numbered_lines(args.km)), list(numbered_lines(args.words))
+        km, words = read_cluster_ids(args.km), [line.split() for _, line in numbered_lines(args.words)]
         if len(km) != len(words):
             raise CorpusError(f"{args.words}: {len(words)} lines but {args.km} has {len(km)}")
         pairs = []
-        for (lineno, k), (_, w) in zip(km, words):
-            k, w = k.split(), w.split()
+        for lineno, (k, w) in enumerate(zip(km, words), 1):
             if len(k) != len(w):
                 raise CorpusError(f"{args.km}:{lineno}: {len(k)} clusters for {len(w)} words")
             pairs += [(word, int(c)) for word, c in zip(w, k)]

@@ -188,14 +188,8 @@ def main():
 
     model, task = load_checkpoint(os.path.join(ckpt_dir, "checkpoint_best.pt"), data, "cpu")
     result = evaluate_split(model, task, "test")
-    majority = {}  # sign unit -> the word most of its clips show
-    with open(f"{out}/km/sign/train.km", encoding="utf-8") as km, open(f"{out}/feats/sign_words/train.wrd", encoding="utf-8") as wrd:
-        for ids, words in zip(km, wrd):
-            for u, w in zip(ids.split(), words.split()):
-                majority.setdefault(u, {}).setdefault(w, 0)
-                majority[u][w] += 1
-    sign_dict = task.target_dictionary
-    labels = [max(majority.get(sign_dict[i], {sign_dict[i]: 1}).items(), key=lambda kv: kv[1])[0] for i in range(len(sign_dict))]
+    sign_dict = task.target_dictionary  # each sign unit is named by the word most of its clips show
+    labels = [sign_report["majority"].get(sign_dict[i], sign_dict[i]) for i in range(len(sign_dict))]
     metrics = write_evaluation(result, out, task, word_labels=labels)
     samples = os.path.join(out, "samples")
     for i in range(3):

@@ -21,14 +21,14 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from fairseq_signlang.data.readers import CorpusError, numbered_lines, read_features
+from fairseq_signlang.data.readers import CorpusError, numbered_lines, read_cluster_ids, read_features
 from fairseq_signlang.data.writers import atomic_array_appender, write_lines
 from fairseq_signlang.data.sign_corpus import read_sign_corpus
 from fairseq_signlang.features.pooling import mean_of_pieces, merge_equal_clusters, pool_words, read_alignment_jsonl, read_librispeech_alignments
 
 
 def read_km(path, lengths):
-    rows = [np.array(line.split(), dtype=np.int64) for _, line in numbered_lines(path)]
+    rows = read_cluster_ids(path)
     if len(rows) != len(lengths):
         raise CorpusError(f"{path}: {len(rows)} lines for {len(lengths)} utterances")
     for i, (r, n) in enumerate(zip(rows, lengths)):

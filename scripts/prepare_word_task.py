@@ -13,20 +13,8 @@ import argparse
 import os
 import sys
 
-from fairseq_signlang.data.readers import CorpusError, numbered_lines, require_file
+from fairseq_signlang.data.readers import CorpusError, read_cluster_ids
 from fairseq_signlang.data.writers import write_dictionary, write_unit_sentences
-
-
-def read_km(path):
-    rows = []
-    for lineno, line in numbered_lines(require_file(path, "cluster id file")):
-        ids = line.split()
-        if not ids or not all(x.isdigit() for x in ids):
-            raise CorpusError(f"{path}:{lineno}: expected cluster ids (non-negative integers), got {line.strip()!r}")
-        rows.append(ids)
-    if not rows:
-        raise CorpusError(f"{path}: no sentences")
-    return rows
 
 
 def main():
@@ -40,7 +28,7 @@ def main():
     ap.add_argument("--out", required=True, help="task data folder")
     args = ap.parse_args()
     try:
-        km = lambda side, split: read_km(os.path.join(getattr(args, f"{side}_km"), f"{split}.km"))  # noqa: E731
+        km = lambda side, split: read_cluster_ids(os.path.join(getattr(args, f"{side}_km"), f"{split}.km"))  # noqa: E731
         speech, sign = km("speech", args.train_split), km("sign", args.train_split)
         evals = {}
         for split in args.eval_splits:
@@ -51,8 +39,8 @@ def main():
                 if len(a) != len(b):
                     raise CorpusError(f"{args.sign_km}/{split}.km:{i + 1}: {len(b)} sign words for {len(a)} spoken words")
             evals[split] = (src, ref)
-        n_speech = args.speech_clusters or 1 + max(int(x) for s in speech for x in s)
-        n_sign = args.sign_clusters or 1 + max(int(x) for s in sign for x in s)
+        n_speech = args.speech_clusters or 1 + int(max(s.max() for s in speech))
+        n_sign = args.sign_clusters or 1 + int(max(s.max() for s in sign))
         os.makedirs(args.out, exist_ok=True)
         write_unit_sentences(os.path.join(args.out, "train.src"), speech)
         write_unit_sentences(os.path.join(args.out, "train.sign"), sign)

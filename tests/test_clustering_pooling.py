@@ -60,6 +60,7 @@ def test_cluster_purity_by_hand():
     assert r["purity"] == pytest.approx((9 + 5 + 1) / 16)
     assert r["words"]["a"] == {"tokens": 10, "clusters": 2, "purity": 1.0}
     assert r["words"]["b"]["clusters"] == 2 and r["words"]["b"]["purity"] == pytest.approx(5 / 6)
+    assert r["majority"] == {0: "a", 1: "b", 2: "a"}
 
 
 def test_pca_and_kmeans_recover_separated_clusters():

@@ -132,3 +132,6 @@ def test_prepare_word_task_folder(tmp_path):
     out = run_script("prepare_word_task.py", "--speech-km", tmp_path / "speech", "--sign-km", tmp_path / "sign", "--out", tmp_path / "data2")
     assert out.returncode != 0 and f"{tmp_path / 'sign' / 'valid.km'}:1: 3 sign words for 2 spoken words" in out.stderr
     assert not (tmp_path / "data2" / "train.src").exists()
+    write_km(str(tmp_path / "sign" / "valid.km"), [["1", "x"]])
+    out = run_script("prepare_word_task.py", "--speech-km", tmp_path / "speech", "--sign-km", tmp_path / "sign", "--out", tmp_path / "data2")
+    assert out.returncode != 0 and f"{tmp_path / 'sign' / 'valid.km'}:1: expected cluster ids" in out.stderr

@@ -61,6 +61,20 @@ def read_units(path: str, dictionary: Dictionary, dict_path: str = "the dictiona
     return out
 
 
+def read_cluster_ids(path: str) -> List[np.ndarray]:
+    """One utterance of space-separated cluster ids per line ({name}.km) -> int64 arrays."""
+    require_file(path, "cluster id file")
+    rows = []
+    for lineno, line in numbered_lines(path):
+        ids = line.split()
+        if not ids or not all(x.isdigit() for x in ids):
+            raise CorpusError(f"{path}:{lineno}: expected cluster ids (non-negative integers), got {line.strip()!r}")
+        rows.append(np.array(ids, dtype=np.int64))
+    if not rows:
+        raise CorpusError(f"{path}: no sentences")
+    return rows
+
+
 def read_lengths(path: str) -> np.ndarray:
     require_file(path, "lengths file")
     lengths = []

@@ -5,8 +5,8 @@ from typing import Dict, Iterable, Tuple
 
 def cluster_purity(pairs: Iterable[Tuple[str, int]]) -> Dict:
     """pairs of (word, cluster) per word token -> overall purity (share of tokens in their
-    cluster's majority word), and per word: token count, clusters used, and the share of its
-    tokens whose cluster it is the majority word of."""
+    cluster's majority word), each cluster's majority word, and per word: token count, clusters
+    used, and the share of its tokens whose cluster it is the majority word of."""
     by_cluster, by_word = defaultdict(Counter), defaultdict(Counter)
     for word, cluster in pairs:
         by_cluster[cluster][word] += 1
@@ -24,4 +24,4 @@ def cluster_purity(pairs: Iterable[Tuple[str, int]]) -> Dict:
             "purity": sum(k for c, k in clusters.items() if majority[c] == word) / n,
         }
     overall = sum(words.most_common(1)[0][1] for words in by_cluster.values()) / total
-    return {"purity": overall, "tokens": total, "clusters": len(by_cluster), "words": words}
+    return {"purity": overall, "tokens": total, "clusters": len(by_cluster), "majority": majority, "words": words}
