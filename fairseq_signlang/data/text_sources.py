@@ -1,7 +1,10 @@
 """Real English sentences that can be had offline, and the paper's vocabulary restriction."""
+import importlib
+import inspect
 import re
 import shutil
 import subprocess
+import warnings
 from collections import Counter
 from typing import List, Sequence, Tuple
 
@@ -49,3 +52,65 @@ def restrict_vocabulary(sentences: Sequence[Sequence[str]], vocab_size: int, min
     keep = set(vocab)
     kept = [[w for w in s if w in keep] for s in sentences]
     return vocab, [s for s in kept if len(s) >= min_words]
+
+
+# Pure-Python standard-library modules whose docstrings are prose; a fixed list, so the sentences
+# depend only on the Python version (none of these is deprecated or removed up to 3.13).
+STDLIB_PROSE_MODULES = (
+    "argparse", "ast", "asyncio.base_events", "asyncio.events", "asyncio.streams", "asyncio.tasks", "base64", "bdb",
+    "bisect", "calendar", "cmd", "codecs", "codeop", "collections", "colorsys", "compileall", "concurrent.futures",
+    "configparser", "contextlib", "copy", "csv", "dataclasses", "difflib", "dis", "doctest", "email.message",
+    "email.utils", "enum", "filecmp", "fileinput", "fnmatch", "fractions", "ftplib", "functools", "getopt", "gettext",
+    "glob", "gzip", "heapq", "hmac", "html.parser", "http.client", "http.cookiejar", "http.server", "imaplib",
+    "inspect", "ipaddress", "json", "locale", "logging", "logging.handlers", "mailbox", "mimetypes", "netrc",
+    "ntpath", "numbers", "operator", "optparse", "os", "pathlib", "pdb", "pickle", "pickletools", "platform",
+    "plistlib", "poplib", "posixpath", "pprint", "pydoc", "queue", "quopri", "random", "reprlib", "sched", "secrets",
+    "selectors", "shelve", "shlex", "shutil", "smtplib", "socket", "socketserver", "ssl", "stat", "statistics",
+    "string", "subprocess", "tarfile", "tempfile", "textwrap", "threading", "timeit", "tokenize", "trace",
+    "traceback", "tracemalloc", "types", "typing", "unittest", "unittest.mock", "urllib.parse", "urllib.request",
+    "uuid", "warnings", "wave", "weakref", "webbrowser", "xml.dom.minidom", "xml.etree.ElementTree", "zipapp",
+    "zipfile", "zoneinfo",
+)
+# a sentence with any of these is code, a signature or markup rather than prose
+_CODE_LIKE = re.compile(r">>>|\.\.\.|[=(){}\[\]_<>`\\|@#$%*]")
+
+
+def _docstrings(module):
+    """The module's docstring, then those of its own classes, functions and methods, by name."""
+    yield module.__doc__
+    for name, obj in sorted(vars(module).items()):
+        if getattr(obj, "__module__", None) != module.__name__ or not (inspect.isclass(obj) or inspect.isfunction(obj)):
+            continue
+        yield obj.__doc__
+        if inspect.isclass(obj):
+            for _, member in sorted(vars(obj).items()):
+                member = getattr(member, "__func__", None) or getattr(member, "fget", None) or member
+                if inspect.isfunction(member):
+                    yield member.__doc__
+
+
+def stdlib_docstring_sentences(min_words: int = 5) -> List[List[str]]:
+    """Real English that every Python installation has: the prose sentences of the docstrings of
+    STDLIB_PROSE_MODULES, as lists of lowercase words, deduplicated, in a fixed order.
+
+    Indented blocks (examples, option tables) are skipped, the other paragraphs joined into
+    lines and split at sentence ends; a sentence that looks like code (`>>>`, `=`, brackets, `_`,
+    backquotes, ...) or has fewer than `min_words` words is dropped. The text is technical, but
+    its letter statistics are English ('e' most frequent), enough to stand in for transcripts."""
+    seen, sentences = set(), []
+    with warnings.catch_warnings():  # importing and reading some modules warns about their parts
+        warnings.simplefilter("ignore")
+        for module_name in STDLIB_PROSE_MODULES:
+            for doc in _docstrings(importlib.import_module(module_name)):
+                if not isinstance(doc, str):
+                    continue
+                for paragraph in re.split(r"\n\s*\n", inspect.cleandoc(doc)):
+                    lines = paragraph.splitlines()
+                    if any(line[:1].isspace() for line in lines):
+                        continue
+                    for piece in _SENTENCE_END.split(" ".join(line.strip() for line in lines)):
+                        words = words_of(piece)
+                        if len(words) >= min_words and not _CODE_LIKE.search(piece) and tuple(words) not in seen:
+                            seen.add(tuple(words))
+                            sentences.append(words)
+    return sentences
