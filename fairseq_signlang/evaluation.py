@@ -1,4 +1,4 @@
-"""Evaluate a trained word-level speech2sign-U checkpoint on a whole split."""
+"""Evaluate a trained speech2sign-U checkpoint (word or character level) on a whole split."""
 from typing import Dict, Optional
 
 import torch
@@ -29,7 +29,7 @@ def evaluate_split(model, task, split: str, top: int = 10) -> Dict:
     if dataset.refs is None:
         raise ValueError(f"split {split!r} has no {split}.ref, so there is nothing to evaluate against")
     probs, lengths = task.split_posteriors(model, dataset)
-    hyps = [p[:n].argmax(-1).tolist() for p, n in zip(probs, lengths)]
+    hyps = [task.hypothesis_units(p[:n].argmax(-1)) for p, n in zip(probs, lengths)]
     refs = [dataset.refs[i].tolist() for i in range(len(dataset.refs))]
     scores = task.split_similarity(model, split).cpu()
     out = {"split": split, "num_sentences": len(refs), "uer": unit_error_rate(zip(hyps, refs))}

@@ -1,1 +1,1 @@
-from . import linear_generator  # noqa: F401
+from . import conv_generator, linear_generator  # noqa: F401

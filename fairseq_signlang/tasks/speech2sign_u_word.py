@@ -9,7 +9,13 @@ Data folder (`task.data`), wav2vec-U style:
                                  the speech (a split without one matches against train.sign)
   {split}.ref                    optional: the true sign units of each speech sentence, line by line;
                                  evaluation only (UER, retrieval), never a training signal
+
+Training also serves the GAN objectives (the word-level JSD/MMD baselines here, wav2vec_u_gan at
+the character level): a criterion with `get_groups_for_update` has its discriminator and the
+model's generator stepped in alternation through fairseq's composite optimizer, and a loss or a
+parameter that stops being finite ends training before any checkpoint of it is written.
 """
+import itertools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -25,9 +31,15 @@ from ..data.packed import PackedSequences
 from ..data.unpaired_dataset import UnpairedSpeechSignDataset
 from ..metrics.retrieval import RECALL_KS, dtw_similarity, recall_hits, target_rank
 from ..metrics.uer import unit_errors
+from ..criterions.adversarial import GENERATOR
 from ..models.linear_generator import WordUnitDecoder
 
 logger = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the parameters stopped being finite: training stops, the checkpoints on disk
+    are from before it happened."""
 
 
 @dataclass
@@ -52,6 +64,7 @@ class Speech2SignUWordTask(FairseqTask):
         self.src_dict, self.sign_dict = src_dict, sign_dict
         self.speech_input_dim = speech_input_dim
         self._similarity_cache = None
+        self._criterion = None
 
     @property
     def discrete_speech(self) -> bool:
@@ -101,10 +114,7 @@ class Speech2SignUWordTask(FairseqTask):
             ref_path = self._path(f"{split}.ref")
             if len(refs) != n_speech:
                 raise CorpusError(f"{ref_path}: {len(refs)} lines, but the speech of {split!r} has {n_speech} sentences")
-            bad = (torch.tensor([len(r) for r in refs]) != speech.lengths).nonzero()
-            if len(bad):
-                i = int(bad[0])
-                raise CorpusError(f"{ref_path}:{i + 1}: {len(refs[i])} sign units for a speech sentence of {int(speech.lengths[i])} words")
+            self.check_reference_lengths(refs, speech, ref_path)
         self.datasets[split] = UnpairedSpeechSignDataset(
             split,
             speech,
@@ -116,6 +126,13 @@ class Speech2SignUWordTask(FairseqTask):
             seed=self.cfg.seed,
         )
         logger.info(f"{split}: {n_speech} speech sentences, {len(sign_units)} sign sentences from {sign_file}, references: {refs is not None}")
+
+    def check_reference_lengths(self, refs, speech: PackedSequences, ref_path: str) -> None:
+        """One sign unit per spoken word."""
+        bad = (torch.tensor([len(r) for r in refs]) != speech.lengths).nonzero()
+        if len(bad):
+            i = int(bad[0])
+            raise CorpusError(f"{ref_path}:{i + 1}: {len(refs[i])} sign units for a speech sentence of {int(speech.lengths[i])} words")
 
     @property
     def source_dictionary(self):
@@ -133,6 +150,61 @@ class Speech2SignUWordTask(FairseqTask):
         `--scoring wer` it reports the unit error rate against {split}.ref."""
         return WordUnitDecoder()
 
+    # ---- training: GAN alternation and divergence ----------------------------------------
+
+    def build_model(self, cfg, from_checkpoint=False):
+        model = super().build_model(cfg, from_checkpoint)
+        for p in model.parameters():
+            p.param_group = GENERATOR  # the composite optimizer's group (unused by plain optimizers)
+        return model
+
+    def build_criterion(self, cfg):
+        self._criterion = super().build_criterion(cfg)
+        return self._criterion
+
+    @property
+    def alternating(self) -> bool:
+        return hasattr(self._criterion, "get_groups_for_update")
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        if self.alternating:
+            if not optimizer.supports_groups:
+                raise ValueError(
+                    f"criterion {self._criterion.__class__.__name__} trains a generator and a discriminator in "
+                    "alternation: set optimizer._name=composite with groups `generator` and `discriminator` and "
+                    "lr_scheduler._name=pass_through (see examples/speech2sign_u/char_tiny.yaml)"
+                )
+            criterion.set_num_updates(update_num)
+        model.train()
+        model.set_num_updates(update_num)
+        loss, sample_size, logging_output = criterion(model, sample)
+        if not torch.isfinite(loss):
+            terms = {k: v for k, v in logging_output.items() if isinstance(v, float)}
+            self._diverged(f"the loss is {loss.item()} at update {update_num + 1} (terms: {terms})")
+        if ignore_grad:
+            loss *= 0
+        optimizer.backward(loss)
+        return loss, sample_size, logging_output
+
+    def optimizer_step(self, optimizer, model, update_num):
+        if self.alternating:
+            optimizer.step(groups={self._criterion.get_groups_for_update(update_num)})
+        else:
+            optimizer.step()
+        params = itertools.chain(model.named_parameters(), self._criterion.named_parameters() if self._criterion is not None else ())
+        bad = [name for name, p in params if not torch.isfinite(p).all()]
+        if bad:
+            self._diverged(f"update {update_num + 1} made parameters {', '.join(bad[:4])} infinite or NaN")
+
+    def _diverged(self, what: str):
+        msg = (
+            f"training diverged: {what}. Stopped before saving anything of it: checkpoint_last.pt in "
+            "checkpoint.save_dir is the last good state (lower the learning rates or raise the gradient "
+            "penalty, then resume from it)"
+        )
+        logger.error(msg)
+        raise TrainingDiverged(msg)
+
     # ---- evaluation -------------------------------------------------------------------------
 
     def split_posteriors(self, model, dataset: UnpairedSpeechSignDataset):
@@ -140,20 +212,26 @@ class Speech2SignUWordTask(FairseqTask):
         batch = dataset.collater([{"id": i} for i in range(len(dataset))])
         param = next(model.parameters())
         net_input = {k: v.to(param.device, param.dtype if v.is_floating_point() else v.dtype) for k, v in batch["net_input"].items()}
-        probs = model.get_normalized_probs(model(**net_input), log_probs=False)
-        return probs, (~net_input["padding_mask"]).sum(1)
+        net_output = model(**net_input)
+        probs = model.get_normalized_probs(net_output, log_probs=False)
+        return probs, (~net_output["padding_mask"]).sum(1)
+
+    def hypothesis_units(self, best: torch.Tensor) -> list:
+        """The recognised sign units of a sentence from its per-position best units."""
+        return best.tolist()
 
     def valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
         if sample["target"] is None:
             return loss, sample_size, logging_output
         with torch.no_grad():
-            probs = model.get_normalized_probs(model(**sample["net_input"]), log_probs=False)
-            valid = ~sample["net_input"]["padding_mask"]
+            net_output = model(**sample["net_input"])
+            probs = model.get_normalized_probs(net_output, log_probs=False)
+            valid = ~net_output["padding_mask"]
             hyps = probs.argmax(-1)
             errors = length = 0
             for h, v, r, n in zip(hyps, valid, sample["target"], sample["target_lengths"]):
-                e, l = unit_errors(h[v].tolist(), r[:n].tolist())
+                e, l = unit_errors(self.hypothesis_units(h[v]), r[:n].tolist())
                 errors, length = errors + e, length + l
             logging_output["_uer_errors"], logging_output["_uer_length"] = errors, length
             if self.cfg.eval_retrieval:
