@@ -192,3 +192,21 @@ def test_non_finite_loss_stops_training_with_a_clear_message(tmp_path):
         model.generator.conv.weight[0, 0, 0] = float("nan")
     with pytest.raises(TrainingDiverged, match=r"training diverged: the loss is nan at update 3 .*checkpoint_last.pt"):
         task.train_step(sample, model, criterion, optimizer, 2)
+
+
+def test_retrieval_scores_follow_parameter_updates_made_through_data(tmp_path):
+    """fairseq's optimizers update `p.data`, which does not bump version counters: the cached
+    similarity matrix of a split must still be recomputed after such a step."""
+    from fairseq_signlang.tasks.speech2sign_u_char import Speech2SignUCharConfig, Speech2SignUCharTask
+
+    from .gan_corpora import tiny_char_task_folder
+
+    task = Speech2SignUCharTask.setup_task(Speech2SignUCharConfig(data=tiny_char_task_folder(str(tmp_path)), seed=1))
+    task.load_dataset("valid")
+    model = task.build_model(OmegaConf.create({"_name": "speech2sign_u_char"})).eval()
+    before = task.split_similarity(model, "valid").clone()
+    assert torch.equal(task.split_similarity(model, "valid"), before)  # cached while nothing changes
+    with torch.no_grad():
+        for p in model.parameters():
+            p.data.add_(torch.randn_like(p))
+    assert not torch.equal(task.split_similarity(model, "valid"), before)

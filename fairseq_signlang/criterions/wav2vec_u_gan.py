@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import torch.nn.functional as F
 from fairseq.criterions import register_criterion
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from ..models.unit_discriminator import UnitSequenceDiscriminator
 from .adversarial import AlternatingGANCriterion, code_diversity_penalty, gradient_penalty, one_hot_units, smoothness_penalty
@@ -28,6 +28,12 @@ class Wav2vecUGANConfig(FairseqDataclass):
     )
     discriminator_kernel: int = field(default=6, metadata={"help": "causal convolution width, in units (wav2vec-U: 6)"})
     discriminator_dropout: float = field(default=0.0, metadata={"help": "dropout after each hidden convolution"})
+    fake_units: ChoiceEnum(["soft", "hard", "gumbel"]) = field(
+        default="soft",
+        metadata={"help": "what the discriminator sees of the generator: posteriors (wav2vec-U), their argmax one-hot or "
+                  "hard Gumbel-softmax samples, both with straight-through gradients"},
+    )
+    gumbel_temperature: float = field(default=1.0, metadata={"help": "temperature of the Gumbel-softmax samples (fake_units=gumbel)"})
 
 
 @register_criterion("wav2vec_u_gan", dataclass=Wav2vecUGANConfig)
@@ -47,7 +53,7 @@ class Wav2vecUGANCriterion(AlternatingGANCriterion):
         logits, fake_padding = net_output["logits"], net_output["padding_mask"]  # (B, S, V), (B, S)
         fake = logits.float().softmax(-1)
         B = logits.shape[0]
-        fake_score = self.discriminator(fake, fake_padding)  # (B,)
+        fake_score = self.discriminator(self.discriminator_input(logits.float(), fake), fake_padding)  # (B,)
         d_step = self.discriminator_step()
         logs = {"ntokens": sample["ntokens"], "nsentences": sample["nsentences"], "sample_size": B}
         if d_step:
@@ -71,6 +77,17 @@ class Wav2vecUGANCriterion(AlternatingGANCriterion):
         logs["code_perplexity"] = perplexity(fake[~fake_padding].mean(0)).item()
         logs["segments_per_sentence"] = (~fake_padding).sum().item() / max(B, 1)
         return loss, B, self.adversarial_logging(logs, d_step, B)
+
+    def discriminator_input(self, logits, probs):
+        """What the discriminator sees of the generator: its posteriors, or (hard) one-hot samples
+        that carry the posteriors' gradient (straight-through Gumbel-softmax), so that it cannot
+        tell generated from real sentences by their softness alone."""
+        if self.cfg.fake_units == "soft":
+            return probs
+        if self.cfg.fake_units == "hard" or not self.training:
+            best = F.one_hot(probs.argmax(-1), probs.shape[-1]).to(probs.dtype)
+            return best + probs - probs.detach()
+        return F.gumbel_softmax(logits, tau=self.cfg.gumbel_temperature, hard=True)
 
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:

@@ -145,6 +145,13 @@ class Speech2SignUWordTask(FairseqTask):
     def max_positions(self):
         return None
 
+    def get_batch_iterator(self, dataset, *args, **kwargs):
+        """Batches of any size: fairseq's batching drops a final batch smaller than
+        required_batch_size_multiple (default 8), and here every sentence counts, in training
+        statistics and in evaluation alike."""
+        kwargs["required_batch_size_multiple"] = 1
+        return super().get_batch_iterator(dataset, *args, **kwargs)
+
     def build_generator(self, models, args, **kwargs):
         """fairseq-generate prints each speech word's most probable sign unit; with
         `--scoring wer` it reports the unit error rate against {split}.ref."""
@@ -251,9 +258,12 @@ class Speech2SignUWordTask(FairseqTask):
         return out
 
     def split_similarity(self, model, split: str) -> torch.Tensor:
-        """Sim(X_i, Y_j) for the whole split, computed once per validation pass: the key holds
-        the parameters' version counters, which every optimizer step bumps."""
-        key = (split, id(model), tuple(p._version for p in model.parameters()))
+        """Sim(X_i, Y_j) for the whole split, computed once per validation pass: the key holds a
+        fingerprint of the parameters' values (fairseq's optimizers write through `p.data`,
+        which leaves the version counters alone, so those cannot tell that a step happened)."""
+        with torch.no_grad():
+            fingerprint = tuple(float(p.double().sum()) + float(p.double().abs().sum()) for p in model.parameters())
+        key = (split, id(model), fingerprint)
         if self._similarity_cache is None or self._similarity_cache[0] != key:
             dataset = self.datasets[split]
             probs, lengths = self.split_posteriors(model, dataset)
