@@ -6,9 +6,11 @@ import re
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
+from fairseq.data import Dictionary
 from omegaconf import OmegaConf
 
 from fairseq_signlang.training import PACKAGE_DIR, hydra_train_command, log_records, run_hydra_train
@@ -41,6 +43,10 @@ def test_char_gan_trains_through_fairseq_and_logs_its_metrics(char_run):
     assert valid and all(k in valid[-1] for k in ("valid_uer", "valid_a2v_recall@1", "valid_v2a_recall@10"))
     best = min(float(v["valid_uer"]) for v in valid)
     print(f"char GAN: best valid UER {best:.1f}, unigram baseline {corpus['unigram_baseline_uer']:.1f}")
+    # measured here: valid UER 86.7, 77.8, 52.8, 46.7, 59.4, 64.8 at updates 500..3000 (best 46.7);
+    # the unigram-frequency baseline (every letter read as the most frequent sign unit) is 87.2
+    assert corpus["unigram_baseline_uer"] > 80
+    assert best <= 70.0, f"best valid UER {best:.1f} is not clearly below the unigram baseline {corpus['unigram_baseline_uer']:.1f}"
     assert os.path.isfile(f"{run}/ckpt/checkpoint_best.pt") and os.path.isfile(f"{run}/ckpt/checkpoint_last.pt")
 
 
@@ -59,22 +65,22 @@ def test_fairseq_generate_recognises_sign_units(char_run):
 
 
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(char_run, tmp_path):
-    """Resume the trained run with an absurd generator learning rate: the first update makes the
-    parameters infinite, training stops with a clear message, and checkpoint_last.pt is still
-    the good one it resumed from."""
+    """Resume the trained run with a fresh optimizer (its update count starts again at 0) and an
+    absurd generator learning rate: the first update makes the parameters infinite, training stops
+    with a clear message, and checkpoint_last.pt is still the good one it resumed from."""
     corpus, run, _ = char_run
     shutil.copytree(f"{run}/ckpt", tmp_path / "ckpt")
     last = tmp_path / "ckpt" / "checkpoint_last.pt"
     before = torch.load(last, map_location="cpu", weights_only=True)
     cmd = hydra_train_command(CONFIG_DIR, "char_tiny", [
         f"task.data={corpus['data']}", f"checkpoint.save_dir={tmp_path}/ckpt", f"hydra.run.dir={tmp_path}/hydra",
-        "checkpoint.reset_optimizer=true", "checkpoint.save_interval_updates=1", "optimization.max_update=3010",
+        "checkpoint.reset_optimizer=true", "checkpoint.save_interval_updates=1", "optimization.max_update=10",
         "optimizer.groups.generator.optimizer.lr=[1e39]",
     ])
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "training diverged: update 3001 made parameters" in out and "checkpoint_last.pt" in out, out[-3000:]
+    assert "training diverged: update 1 made parameters generator.conv.weight infinite or NaN" in out and "checkpoint_last.pt" in out, out[-3000:]
     after = torch.load(last, map_location="cpu", weights_only=True)
     assert after["optimizer_history"][-1]["num_updates"] == before["optimizer_history"][-1]["num_updates"] == 3000
     for name, value in after["model"].items():
@@ -109,19 +115,12 @@ def test_paper_size_char_config_builds_and_runs_a_batch(tmp_path):
     crit_cfg = OmegaConf.merge(OmegaConf.structured(Wav2vecUGANConfig), {k: v for k, v in cfg.criterion.items() if k != "_name"})
     assert (crit_cfg.gradient_penalty, crit_cfg.smoothness_weight, crit_cfg.code_penalty) == (1.5, 0.5, 4.0)
 
-    class FakeTask:
-        speech_input_dim = 512
-
-        class target_dictionary:  # noqa: N801  (26 units after fairseq's 4 specials)
-            nspecial = 4
-
-            def __len__(self):
-                return 30
-
-        target_dictionary = target_dictionary()
-
-    model = Speech2SignUCharModel.build_model(model_cfg, FakeTask)
-    criterion = Wav2vecUGANCriterion(crit_cfg, FakeTask)
+    sign_units = Dictionary()  # fairseq's 4 specials, then 26 units
+    for unit in range(26):
+        sign_units.add_symbol(str(unit))
+    task = SimpleNamespace(speech_input_dim=512, target_dictionary=sign_units)
+    model = Speech2SignUCharModel.build_model(model_cfg, task)
+    criterion = Wav2vecUGANCriterion(crit_cfg, task)
     d = criterion.discriminator.net
     assert [tuple(m.weight.shape) for m in d if isinstance(m, torch.nn.Conv1d)] == [(384, 26, 6), (384, 384, 6), (1, 384, 6)]
     assert tuple(model.generator.conv.weight.shape) == (26, 512, 4)

@@ -15,30 +15,21 @@ with repeats merged; retrieval aligns the posteriors with DTW as at the word lev
 """
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
-from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import register_task
-from omegaconf import II, MISSING
 
 from ..data.readers import CorpusError, load_dictionary
 from ..models.conv_generator import JoinedUnitDecoder
-from .speech2sign_u_word import Speech2SignUWordTask
+from .speech2sign_u_word import Speech2SignUWordTask, UnpairedSpeechSignConfig
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class Speech2SignUCharConfig(FairseqDataclass):
-    data: str = field(default=MISSING, metadata={"help": "folder with dict.sign.txt and the {split}.* files"})
-    eval_retrieval: bool = field(
-        default=True, metadata={"help": "log recall@1/5/10 both ways on splits with a {split}.ref (DTW, eq. 13)"}
-    )
-    retrieval_max_cells: int = field(
-        default=2**25, metadata={"help": "DTW cost cells per chunk during retrieval; lower it when memory is short"}
-    )
-    seed: int = field(default=II("common.seed"), metadata={"help": "seeds the per-epoch drawing of sign sentences"})
+class Speech2SignUCharConfig(UnpairedSpeechSignConfig):
+    """Speech is always continuous segment features at the character level."""
 
 
 @register_task("speech2sign_u_char", dataclass=Speech2SignUCharConfig)

@@ -43,11 +43,10 @@ class TrainingDiverged(RuntimeError):
 
 
 @dataclass
-class Speech2SignUWordConfig(FairseqDataclass):
+class UnpairedSpeechSignConfig(FairseqDataclass):
+    """What the word and character levels share."""
+
     data: str = field(default=MISSING, metadata={"help": "folder with dict.*.txt and the {split}.* files"})
-    speech_input: ChoiceEnum(["units", "features"]) = field(
-        default="units", metadata={"help": "speech words as unit ids ({split}.src) or pooled features ({split}.npy/.lengths)"}
-    )
     eval_retrieval: bool = field(
         default=True, metadata={"help": "log recall@1/5/10 both ways on splits with a {split}.ref (DTW, eq. 13)"}
     )
@@ -55,6 +54,13 @@ class Speech2SignUWordConfig(FairseqDataclass):
         default=2**25, metadata={"help": "DTW cost cells per chunk during retrieval; lower it when memory is short"}
     )
     seed: int = field(default=II("common.seed"), metadata={"help": "seeds the per-epoch drawing of sign sentences"})
+
+
+@dataclass
+class Speech2SignUWordConfig(UnpairedSpeechSignConfig):
+    speech_input: ChoiceEnum(["units", "features"]) = field(
+        default="units", metadata={"help": "speech words as unit ids ({split}.src) or pooled features ({split}.npy/.lengths)"}
+    )
 
 
 @register_task("speech2sign_u_word", dataclass=Speech2SignUWordConfig)
