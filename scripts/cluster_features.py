@@ -17,7 +17,7 @@ import sys
 from tqdm import tqdm
 
 from fairseq_signlang.data.readers import CorpusError, read_features
-from fairseq_signlang.data.writers import atomic_open, save_array
+from fairseq_signlang.data.writers import save_array, write_cluster_ids
 from fairseq_signlang.features.clustering import assign_clusters, fit_kmeans, fit_pca, fit_standardizer, transform_rows, use_gpu
 
 
@@ -64,9 +64,7 @@ def main():
             for prefix in tqdm(args.apply, desc="assign", unit="split"):
                 feats, offsets, lengths = read_features(prefix)
                 ids = assign_clusters(feats, centroids, transform=transform)
-                with atomic_open(os.path.join(args.out, os.path.basename(prefix) + ".km"), encoding="utf-8") as f:
-                    for o, n in zip(offsets, lengths):
-                        f.write(" ".join(map(str, ids[o : o + n])) + "\n")
+                write_cluster_ids(os.path.join(args.out, os.path.basename(prefix) + ".km"), ids, offsets, lengths)
             print(f"centroids and cluster ids written to {args.out}")
     except (CorpusError, ValueError) as e:
         sys.exit(f"error: {e}")

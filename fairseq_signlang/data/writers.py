@@ -50,6 +50,14 @@ def write_unit_sentences(path: str, sentences: Iterable[Sequence]) -> None:
     write_lines(path, (" ".join(map(str, s)) for s in sentences))
 
 
+def write_cluster_ids(path: str, ids: np.ndarray, offsets: Sequence[int], lengths: Sequence[int]) -> None:
+    """A `.km` file: the cluster id of every frame, one sentence of space-separated ids per line
+    (sentence i is ids[offsets[i] : offsets[i] + lengths[i]]); read back by read_cluster_ids."""
+    with atomic_open(path, encoding="utf-8") as f:
+        for o, n in zip(offsets, lengths):
+            f.write(" ".join(map(str, ids[o : o + n])) + "\n")
+
+
 def write_features(prefix: str, feats: np.ndarray, lengths: Sequence[int]) -> None:
     """`{prefix}.npy` (all frames, (N, D)) + `{prefix}.lengths`, the wav2vec-U feature layout."""
     if sum(lengths) != len(feats):

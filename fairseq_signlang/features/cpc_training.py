@@ -14,7 +14,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..data.readers import CorpusError, read_features
-from ..data.writers import atomic_array_appender, atomic_open, save_array
+from ..data.writers import atomic_array_appender, atomic_open, save_array, write_cluster_ids
 from ..models.cpc_sign_encoder import OUTPUTS, CPCConfig, CPCSignEncoder, load_checkpoint, pair_counts, save_checkpoint
 from .clustering import assign_clusters, fit_kmeans, fit_standardizer
 
@@ -211,6 +211,4 @@ def kmeans_units(fit_prefix: str, apply_prefixes: Sequence[str], k: int, out_dir
     for prefix, name in tqdm(list(zip(apply_prefixes, names)), desc="assign", unit="split", disable=not progress):
         feats, offsets, lengths = read_features(prefix)
         ids = assign_clusters(feats, centroids)
-        with atomic_open(os.path.join(out_dir, name + ".km"), encoding="utf-8") as f:
-            for o, n in zip(offsets, lengths):
-                f.write(" ".join(map(str, ids[o : o + n])) + "\n")
+        write_cluster_ids(os.path.join(out_dir, name + ".km"), ids, offsets, lengths)
