@@ -9,7 +9,7 @@ to the manifest's folder.
 import os
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -25,12 +25,29 @@ def read_video(
     size: Optional[Tuple[int, int]] = None,
     start: Optional[float] = None,
     end: Optional[float] = None,
+    short_side: Optional[int] = None,
 ) -> Tuple[np.ndarray, float]:
     """Frames (T, H, W, 3) uint8 RGB and their rate.
 
     fps: sample to this rate (nearest earlier frame for each sample time); None keeps the file's.
-    size: (width, height) to resize to; start / end: seconds, to read a span of the clip.
+    size: (width, height) to resize to; short_side: instead, resize so the shorter side has this
+    length, keeping the aspect ratio; start / end: seconds, to read a span of the clip.
     """
+    frames, rate = iter_video(path, fps, size, start, end, short_side)
+    return np.stack(list(frames)), rate
+
+
+def iter_video(
+    path: str,
+    fps: Optional[float] = None,
+    size: Optional[Tuple[int, int]] = None,
+    start: Optional[float] = None,
+    end: Optional[float] = None,
+    short_side: Optional[int] = None,
+) -> Tuple[Iterator[np.ndarray], float]:
+    """(frames, rate) as read_video, the frames (H, W, 3) yielded one at a time so that a long
+    clip never has to be whole in memory. The file is opened (and checked) at the call; the
+    iterator raises CorpusError for a decoding error or when it would yield no frame."""
     import av
 
     if not os.path.isfile(path):
@@ -39,33 +56,44 @@ def read_video(
         container = av.open(path)
     except Exception as e:
         raise CorpusError(f"{path}: unreadable video ({e})") from None
+    streams = container.streams.video
+    if not streams:
+        container.close()
+        raise CorpusError(f"{path}: no video stream")
+    stream = streams[0]
+    native = float(stream.average_rate or stream.guessed_rate or 25)
+    rate = fps or native
+    return _decode_frames(container, stream, path, native, rate, size, start, end, short_side), rate
+
+
+def _decode_frames(container, stream, path, native, rate, size, start, end, short_side):
+    import av
+
+    width, height = size if size else (None, None)
+    count, first = 0, (start or 0.0)  # sample k is at first + k / rate (not summed: no drift)
     with container:
-        streams = container.streams.video
-        if not streams:
-            raise CorpusError(f"{path}: no video stream")
-        stream = streams[0]
-        native = float(stream.average_rate or stream.guessed_rate or 25)
-        rate = fps or native
-        width, height = size if size else (None, None)
-        frames, next_time = [], (start or 0.0)
         try:
-            for frame in container.decode(stream):
-                t = float(frame.pts * stream.time_base) if frame.pts is not None else len(frames) / native
+            for index, frame in enumerate(container.decode(stream)):
+                t = float(frame.pts * stream.time_base) if frame.pts is not None else index / native
                 if start is not None and t < start - 0.5 / native:
                     continue
                 if end is not None and t >= end:
                     break
+                if short_side and width is None:  # display size: non-square pixels are stretched first
+                    sar = stream.sample_aspect_ratio
+                    w, h = frame.width * (float(sar) if sar else 1.0), frame.height
+                    width, height = (max(short_side, round(x * short_side / min(w, h))) for x in (w, h))
                 image = None
-                while t + 0.5 / native >= next_time:  # this frame stands for every sample time it reaches
+                # this frame stands for every sample time it reaches; a tie goes to the earlier frame
+                while t + 0.5 / native + 1e-6 >= first + count / rate:
                     if image is None:
                         image = frame.to_ndarray(format="rgb24", width=width, height=height)
-                    frames.append(image)
-                    next_time += 1.0 / rate
+                    yield image
+                    count += 1
         except av.error.FFmpegError as e:
             raise CorpusError(f"{path}: video could not be decoded ({e})") from None
-    if not frames:
+    if not count:
         raise CorpusError(f"{path}: video has no frames" + (f" between {start} and {end} s" if start or end else ""))
-    return np.stack(frames), rate
 
 
 def write_video(path: str, frames: np.ndarray, fps: float = 25.0) -> None:

@@ -1,0 +1,148 @@
+"""fairseq models for USLNet's video stages: `uslnet_vqvae` (eq. 2-4) and `uslnet_video_gpt` (eq. 5).
+
+The GPT model carries the VQ-VAE it was trained over, frozen: its checkpoint is then all that
+rendering, generation and the joint stage need. As fairseq's wav2vec 2.0 fine-tuning does with
+`w2v_args`, the VQ-VAE checkpoint's model config is copied into `vqvae_args` when the GPT is first
+built, so reloading the GPT checkpoint needs no VQ-VAE file.
+"""
+import logging
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, List
+
+import torch
+from fairseq import checkpoint_utils
+from fairseq.dataclass import FairseqDataclass
+from fairseq.models import BaseFairseqModel, register_model
+from omegaconf import open_dict
+
+from ..data.video_windows import check_downsampling
+from .video_gpt import VideoGPT
+from .video_vqvae import VQVAE
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class UslnetVQVAEConfig(FairseqDataclass):
+    embedding_dim: int = field(default=256, metadata={"help": "code vector size (paper: 256)"})
+    n_codes: int = field(default=2048, metadata={"help": "codebook size (paper: 2048)"})
+    n_hiddens: int = field(default=240, metadata={"help": "channels of the encoder and decoder"})
+    n_res_layers: int = field(default=4, metadata={"help": "axial-attention residual blocks in encoder and decoder"})
+    downsample: List[int] = field(default_factory=lambda: [4, 4, 4], metadata={"help": "down-sampling of (time, height, width), powers of two"})
+    attn_heads: int = field(default=2, metadata={"help": "heads of the axial attention"})
+    ema_decay: float = field(default=0.99, metadata={"help": "decay of the codebook's moving averages"})
+    dead_code_threshold: float = field(
+        default=1.0, metadata={"help": "codes whose moving-average usage falls below this are restarted on encoder outputs; 0 = never"}
+    )
+
+
+def build_vqvae(cfg) -> VQVAE:
+    return VQVAE(embedding_dim=cfg.embedding_dim, n_codes=cfg.n_codes, n_hiddens=cfg.n_hiddens, n_res_layers=cfg.n_res_layers,
+                 downsample=tuple(cfg.downsample), attn_heads=cfg.attn_heads, ema_decay=cfg.ema_decay,
+                 dead_code_threshold=cfg.dead_code_threshold)
+
+
+@register_model("uslnet_vqvae", dataclass=UslnetVQVAEConfig)
+class UslnetVQVAEModel(BaseFairseqModel):
+    def __init__(self, vqvae: VQVAE):
+        super().__init__()
+        self.vqvae = vqvae
+
+    @classmethod
+    def build_model(cls, cfg: UslnetVQVAEConfig, task):
+        check_downsampling(task.cfg.resolution, task.cfg.window_frames, tuple(cfg.downsample))
+        return cls(build_vqvae(cfg))
+
+    def forward(self, video):  # video: (B, 3, T, H, W) in [-0.5, 0.5]
+        return self.vqvae(video)
+
+
+@dataclass
+class UslnetVideoGPTConfig(FairseqDataclass):
+    vqvae_checkpoint: str = field(default="", metadata={"help": "checkpoint of stage video_vqvae whose codes the GPT models"})
+    vqvae_args: Any = field(default=None, metadata={"help": "filled in from vqvae_checkpoint; not set by hand"})
+    layers: int = field(default=8, metadata={"help": "transformer blocks (paper: 8)"})
+    heads: int = field(default=6, metadata={"help": "attention heads (paper: 6)"})
+    hidden: int = field(default=576, metadata={"help": "model width (paper: 576)"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout on embeddings, residuals and MLPs"})
+    attn_dropout: float = field(default=0.1, metadata={"help": "dropout on attention weights"})
+
+
+def load_stage_state(path: str, expected_model: str) -> dict:
+    """A checkpoint written by a uslnet_bt stage, checked to hold the expected model."""
+    try:
+        state = checkpoint_utils.load_checkpoint_to_cpu(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: checkpoint not found") from None
+    name = (state.get("cfg") or {}).get("model", {}).get("_name")
+    if name != expected_model:
+        raise ValueError(f"{path}: holds model {name!r}, expected a {expected_model} checkpoint")
+    return state
+
+
+@register_model("uslnet_video_gpt", dataclass=UslnetVideoGPTConfig)
+class UslnetVideoGPTModel(BaseFairseqModel):
+    def __init__(self, vqvae: VQVAE, gpt: VideoGPT):
+        super().__init__()
+        self.vqvae, self.gpt = vqvae, gpt
+        self.vqvae.requires_grad_(False)
+        self.vqvae.eval()
+
+    @classmethod
+    def build_model(cls, cfg: UslnetVideoGPTConfig, task):
+        state = None
+        if cfg.vqvae_args is None:
+            if not cfg.vqvae_checkpoint:
+                raise ValueError("model.vqvae_checkpoint: the video GPT needs the checkpoint of a video_vqvae run")
+            state = load_stage_state(cfg.vqvae_checkpoint, "uslnet_vqvae")
+            with open_dict(cfg):
+                cfg.vqvae_args = state["cfg"]["model"]
+        vqvae = build_vqvae(cfg.vqvae_args)
+        if state is not None:
+            vqvae.load_state_dict({k[len("vqvae."):]: v for k, v in state["model"].items() if k.startswith("vqvae.")})
+            logger.info(f"VQ-VAE loaded from {cfg.vqvae_checkpoint}")
+        check_downsampling(task.cfg.resolution, task.cfg.window_frames, tuple(vqvae.downsample))
+        latent = vqvae.latent_shape(task.cfg.window_frames, task.cfg.resolution, task.cfg.resolution)
+        gpt = VideoGPT(vqvae.n_codes, latent, n_layers=cfg.layers, n_heads=cfg.heads, hidden=cfg.hidden,
+                       dropout=cfg.dropout, attn_dropout=cfg.attn_dropout)
+        model = cls(vqvae, gpt)
+        model.derived_cfg = {"vqvae_args": cfg.vqvae_args}
+        return model
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.vqvae.eval()  # frozen: no codebook updates, batch norm in inference mode
+        return self
+
+    def forward(self, video, cond=None):
+        with torch.no_grad():
+            codes = self.vqvae.encode(video)  # (B, 3, T, H, W) -> (B, t, h, w)
+        return {"codes": codes, "logits": self.gpt(codes, cond=cond)}  # logits: (B, t*h*w, n_codes)
+
+    def expected_frames(self, logits):
+        """Frames decoded from the expected code vector at each position: the differentiable
+        stand-in for decoding the GPT's own output, for eq. 5's reconstruction loss."""
+        B = logits.size(0)
+        emb = logits.softmax(-1) @ self.vqvae.codebook.embeddings  # (B, L, D)
+        emb = emb.transpose(1, 2).reshape(B, -1, *self.gpt.latent_shape)  # (B, D, t, h, w)
+        return self.vqvae.decode_embeddings(emb)  # (B, 3, T, H, W)
+
+    @torch.no_grad()
+    def sample_frames(self, batch_size: int, cond=None, temperature: float = 1.0, top_k=None, generator=None):
+        codes = self.gpt.sample(batch_size, cond=cond, temperature=temperature, top_k=top_k, generator=generator)
+        return self.vqvae.decode_codes(codes), codes
+
+
+def load_video_model(path: str):
+    """A uslnet_vqvae or uslnet_video_gpt model from its checkpoint, in eval mode, and the task
+    config it was trained with (frame rate, resolution, window length)."""
+    state = checkpoint_utils.load_checkpoint_to_cpu(path)
+    cfg = state.get("cfg") or {}
+    name = cfg.get("model", {}).get("_name")
+    models = {"uslnet_vqvae": UslnetVQVAEModel, "uslnet_video_gpt": UslnetVideoGPTModel}
+    if name not in models:
+        raise ValueError(f"{path}: holds model {name!r}, expected one of {sorted(models)}")
+    model = models[name].build_model(cfg.model, SimpleNamespace(cfg=cfg.task))
+    model.load_state_dict(state["model"])
+    return model.eval(), cfg.task

@@ -1,0 +1,155 @@
+"""USLNet's single-modality stages trained through fairseq-hydra-train (task uslnet_bt): the video
+VQ-VAE, the video GPT over its codes, MASS; resuming, rendering, bad input, and the paper-size
+configs built for shapes."""
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from fairseq_signlang.data.video_windows import DecodedClipCache, VideoWindowDataset
+from fairseq_signlang.features.video import ClipRow, read_video, write_clip_manifest, write_video
+from fairseq_signlang.models.uslnet_video import load_video_model
+from fairseq_signlang.training import hydra_train_command, log_records, run_hydra_train
+
+from .conftest import REPO
+from .uslnet_corpora import sign_clip_folder
+
+CONFIG_DIR = os.path.join(REPO, "examples", "uslnet")
+PY = sys.executable
+
+
+def overrides(video_data, run_dir, *extra):
+    return [f"task.video_data={video_data}", f"task.video_cache={video_data}/cache", f"checkpoint.save_dir={run_dir}/ckpt",
+            f"hydra.run.dir={run_dir}/hydra", "common.log_format=json", *extra]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    return sign_clip_folder(str(tmp_path_factory.mktemp("sign_clips")))
+
+
+@pytest.fixture(scope="module")
+def vqvae_run(clips, tmp_path_factory):
+    run = str(tmp_path_factory.mktemp("vqvae_run"))
+    log = run_hydra_train(CONFIG_DIR, "video_vqvae_tiny", overrides(clips, run), f"{run}/train.log", 200)
+    return run, log
+
+
+@pytest.fixture(scope="module")
+def gpt_run(clips, vqvae_run, tmp_path_factory):
+    run = str(tmp_path_factory.mktemp("gpt_run"))
+    extra = [f"model.vqvae_checkpoint={vqvae_run[0]}/ckpt/checkpoint_last.pt"]
+    log = run_hydra_train(CONFIG_DIR, "video_gpt_tiny", overrides(clips, run, *extra), f"{run}/train.log", 150)
+    return run, log
+
+
+def mean_frame_psnr(clips) -> float:
+    """PSNR of predicting every valid frame by the mean training frame."""
+    cache = DecodedClipCache(f"{clips}/cache", 10, 32)
+    train = VideoWindowDataset(f"{clips}/train.tsv", cache, 8)
+    valid = VideoWindowDataset(f"{clips}/valid.tsv", cache, 8)
+    mean = torch.stack([train[i]["video"] for i in range(len(train))]).mean(dim=(0, 2), keepdim=True)[0]  # (3, 1, R, R)
+    mse = torch.stack([((valid[i]["video"] - mean) ** 2).mean() for i in range(len(valid))]).mean()
+    return 10 * math.log10(1 / float(mse))
+
+
+def test_vqvae_stage_logs_reconstruction_and_codebook_use(clips, vqvae_run):
+    run, log = vqvae_run
+    valid = log_records(log, "valid")
+    assert valid and all(k in valid[-1] for k in ("valid_recon_mse", "valid_psnr", "valid_perplexity"))
+    first, last = valid[0], valid[-1]
+    assert float(last["valid_recon_mse"]) < float(first["valid_recon_mse"])
+    baseline = mean_frame_psnr(clips)
+    print(f"VQ-VAE through fairseq: valid PSNR {last['valid_psnr']} dB, mean frame {baseline:.2f} dB, perplexity {last['valid_perplexity']}")
+    assert float(last["valid_psnr"]) > baseline + 2.0
+    assert float(last["valid_perplexity"]) > 4.0  # of 64 codes: the codebook did not collapse
+    assert os.path.isfile(f"{run}/ckpt/checkpoint_last.pt")
+
+
+def test_gpt_stage_learns_below_unigram_entropy(clips, vqvae_run, gpt_run):
+    run, log = gpt_run
+    model, task_cfg = load_video_model(f"{run}/ckpt/checkpoint_last.pt")
+    cache = DecodedClipCache(f"{clips}/cache", task_cfg.fps, task_cfg.resolution)
+    train = VideoWindowDataset(f"{clips}/train.tsv", cache, task_cfg.window_frames)
+    with torch.no_grad():
+        codes = model.vqvae.encode(torch.stack([train[i]["video"] for i in range(len(train))]))
+    counts = torch.bincount(codes.flatten(), minlength=model.vqvae.n_codes).double()
+    p = counts[counts > 0] / counts.sum()
+    unigram_bits = float(-(p * p.log2()).sum())
+    valid = log_records(log, "valid")
+    assert valid and all(k in valid[-1] for k in ("valid_nll_loss", "valid_ppl", "valid_code_accuracy", "valid_frame_mse"))
+    nll = min(float(v["valid_nll_loss"]) for v in valid)
+    print(f"video GPT through fairseq: valid next-code loss {nll:.3f} bits, unigram entropy of the codes {unigram_bits:.3f} bits")
+    assert nll < unigram_bits - 0.3
+
+
+def test_gpt_checkpoint_is_self_contained(vqvae_run, gpt_run, tmp_path):
+    """The GPT checkpoint carries its VQ-VAE: it loads after the VQ-VAE checkpoint is gone."""
+    gpt_ckpt = f"{gpt_run[0]}/ckpt/checkpoint_last.pt"
+    state = torch.load(gpt_ckpt, weights_only=True)
+    assert state["cfg"]["model"]["vqvae_args"]["n_codes"] == 64
+    moved = tmp_path / "vqvae_moved.pt"
+    os.rename(f"{vqvae_run[0]}/ckpt/checkpoint_last.pt", moved)
+    try:
+        model, _ = load_video_model(gpt_ckpt)
+        assert model.gpt.latent_shape == (4, 8, 8)
+    finally:
+        os.rename(moved, f"{vqvae_run[0]}/ckpt/checkpoint_last.pt")
+
+
+def test_render_script_writes_figure5_layout(clips, gpt_run, tmp_path):
+    out = str(tmp_path / "fig5")
+    subprocess.run([PY, "scripts/render_uslnet_video.py", "--checkpoint", f"{gpt_run[0]}/ckpt/checkpoint_last.pt",
+                    "--manifest", f"{clips}/valid.tsv", "--out", out, "--scale", "2"], cwd=REPO, check=True)
+    frames, _ = read_video(out + ".mp4")
+    assert frames.shape[:3] == (8, 64, 3 * 64 + 2 * 4)  # source | reconstructed | generated, 2x, 4-pixel gaps
+    from PIL import Image
+
+    assert Image.open(out + ".png").size[1] > 200  # three rows
+
+
+def test_vqvae_stage_resumes_from_its_last_checkpoint(clips, vqvae_run, tmp_path):
+    import shutil
+
+    run = str(tmp_path)
+    shutil.copytree(f"{vqvae_run[0]}/ckpt", f"{run}/ckpt")
+    log = run_hydra_train(CONFIG_DIR, "video_vqvae_tiny", overrides(clips, run, "optimization.max_update=220"), f"{run}/train.log", 220)
+    assert "@ 200 updates" in log  # fairseq: "Loaded checkpoint ...checkpoint_last.pt (epoch N @ 200 updates)"
+    assert log_records(log, "train")[-1]["train_num_updates"] in (220, "220")
+
+
+def run_expecting_error(cmd, *needles):
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    for n in needles:
+        assert n in out, f"{n!r} not in the output:\n{out[-3000:]}"
+
+
+def test_clip_shorter_than_a_window_stops_training_naming_clip_and_line(clips, tmp_path):
+    data = str(tmp_path)
+    short = f"{data}/short.mp4"
+    write_video(short, np.zeros((4, 32, 40, 3), np.uint8), fps=10)
+    rows = [ClipRow("long", f"{clips}/clips/clip000.mp4"), ClipRow("tiny_clip", short)]
+    write_clip_manifest(f"{data}/train.tsv", rows)
+    write_clip_manifest(f"{data}/valid.tsv", rows[:1])
+    cmd = hydra_train_command(CONFIG_DIR, "video_vqvae_tiny", overrides(data, data))
+    run_expecting_error(cmd, "tiny_clip", "train.tsv:3")
+    leftovers = [f for f in os.listdir(f"{data}/cache") if not f.endswith(".npy")]
+    assert not leftovers
+    for f in os.listdir(f"{data}/cache"):
+        np.load(f"{data}/cache/{f}")  # every cached clip is whole
+
+
+def test_resolution_the_downsampling_does_not_divide_is_refused(clips, tmp_path):
+    cmd = hydra_train_command(CONFIG_DIR, "video_vqvae_tiny", overrides(clips, str(tmp_path), "task.resolution=30"))
+    run_expecting_error(cmd, "task.resolution 30", "model.downsample")
+
+
+def test_stage_and_model_must_agree(clips, tmp_path):
+    cmd = hydra_train_command(CONFIG_DIR, "video_vqvae_tiny", overrides(clips, str(tmp_path), "task.stage=video_gpt"))
+    run_expecting_error(cmd, "task.stage=video_gpt trains model uslnet_video_gpt")
