@@ -38,7 +38,7 @@ class CausalSelfAttention(nn.Module):
             if cache:
                 k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)  # (B, nh, P+1, dh)
             cache["k"], cache["v"] = k, v
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_dropout if self.training else 0.0, is_causal=N > 1)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_dropout if self.training else 0.0, is_causal=bool(N > 1))
         return self.drop(self.proj(y.transpose(1, 2).reshape(B, N, C)))
 
 
