@@ -1,6 +1,7 @@
 """USLNet's single-modality stages trained through fairseq-hydra-train (task uslnet_bt): the video
 VQ-VAE, the video GPT over its codes, MASS; resuming, rendering, bad input, and the paper-size
 configs built for shapes."""
+import json
 import math
 import os
 import subprocess
@@ -65,7 +66,9 @@ def test_vqvae_stage_logs_reconstruction_and_codebook_use(clips, vqvae_run):
     assert float(last["valid_recon_mse"]) < float(first["valid_recon_mse"])
     baseline = mean_frame_psnr(clips)
     print(f"VQ-VAE through fairseq: valid PSNR {last['valid_psnr']} dB, mean frame {baseline:.2f} dB, perplexity {last['valid_perplexity']}")
-    assert float(last["valid_psnr"]) > baseline + 2.0
+    # measured here: valid PSNR 19.3, 20.9, 22.1, 22.8 dB at updates 50..200 against 19.7 dB for the
+    # mean training frame (the signer's still body and background make that a strong baseline)
+    assert float(last["valid_psnr"]) > baseline + 1.5
     assert float(last["valid_perplexity"]) > 4.0  # of 64 codes: the codebook did not collapse
     assert os.path.isfile(f"{run}/ckpt/checkpoint_last.pt")
 
@@ -84,7 +87,8 @@ def test_gpt_stage_learns_below_unigram_entropy(clips, vqvae_run, gpt_run):
     assert valid and all(k in valid[-1] for k in ("valid_nll_loss", "valid_ppl", "valid_code_accuracy", "valid_frame_mse"))
     nll = min(float(v["valid_nll_loss"]) for v in valid)
     print(f"video GPT through fairseq: valid next-code loss {nll:.3f} bits, unigram entropy of the codes {unigram_bits:.3f} bits")
-    assert nll < unigram_bits - 0.3
+    # measured here: 0.67 bits against a unigram entropy of 5.6 bits after 150 updates
+    assert nll < unigram_bits - 1.0
 
 
 def test_gpt_checkpoint_is_self_contained(vqvae_run, gpt_run, tmp_path):
@@ -153,3 +157,20 @@ def test_resolution_the_downsampling_does_not_divide_is_refused(clips, tmp_path)
 def test_stage_and_model_must_agree(clips, tmp_path):
     cmd = hydra_train_command(CONFIG_DIR, "video_vqvae_tiny", overrides(clips, str(tmp_path), "task.stage=video_gpt"))
     run_expecting_error(cmd, "task.stage=video_gpt trains model uslnet_video_gpt")
+
+
+def test_paper_size_configs_build_with_the_papers_shapes(tmp_path):
+    """scripts/count_uslnet_params.py builds every shipped config (paper-size ones for shapes
+    only) and counts parameters and FLOPs with fvcore."""
+    out = tmp_path / "counts.json"
+    subprocess.run([PY, "scripts/count_uslnet_params.py", "--json", str(out)], cwd=REPO, check=True)
+    rows = {r["config"]: r for r in json.loads(out.read_text())}
+    assert set(rows) == {"text_mass", "text_mass_tiny", "video_vqvae", "video_vqvae_tiny", "video_gpt", "video_gpt_tiny"}
+    assert "codes (4, 16, 16)" in rows["video_vqvae"]["input"]  # 16 x 64 x 64 down-sampled 4 x 4 x 4
+    assert "1024 positions" in rows["video_gpt"]["input"]
+    # codebook 2048 x 256 inside the VQ-VAE; GPT 8 x (12 * 576^2) in its blocks; MASS 6 + 6 layers of 1024
+    assert rows["video_vqvae"]["params"] > 2048 * 256
+    assert 8 * 12 * 576**2 < rows["video_gpt"]["params"] < 8 * 12 * 576**2 + 2048 * 576 * 2 + 10**6
+    assert 6 * 12 * 1024**2 + 6 * 16 * 1024**2 < rows["text_mass"]["params"]
+    assert all(r["flops"] > 0 and r["params"] == r["trainable"] for r in rows.values())
+    assert rows["video_gpt"]["flops"] > 8 * 12 * 576**2 * 1024  # the blocks' matrix products at 1024 positions
