@@ -8,6 +8,8 @@
   {split}.bin/.idx     the pieces of every sentence (+ eos), fairseq-preprocess --only-source, mmap
   spm.model, spm.vocab the sentencepiece model, to encode new text and decode model output
   preprocess.log       fairseq-preprocess's log
+--model-type word makes every whitespace-separated word one piece (for word-level toy corpora);
+--vocab-size is then an upper bound (the most frequent words are kept, the others are <unk>).
 Files are built in a temporary folder beside --out and moved in only when all of them are done.
 """
 import argparse
@@ -49,7 +51,7 @@ def train_sentencepiece(text: str, prefix: str, vocab_size: int, model_type: str
         spm.SentencePieceTrainer.train(
             input=text, model_prefix=prefix, vocab_size=vocab_size, model_type=model_type,
             character_coverage=1.0, num_threads=workers, input_sentence_size=2_000_000,
-            shuffle_input_sentence=True, minloglevel=2,
+            shuffle_input_sentence=True, minloglevel=2, hard_vocab_limit=model_type != "word",
         )
     except RuntimeError as e:  # e.g. "Vocabulary size too high" on a small corpus
         raise CorpusError(f"{text}: sentencepiece training failed with --vocab-size {vocab_size}: {e}") from e
@@ -104,12 +106,13 @@ def main(argv=None):
     ap.add_argument("--valid", help="validation sentences, one per line")
     ap.add_argument("--test", help="test sentences, one per line")
     ap.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece vocabulary size")
-    ap.add_argument("--model-type", choices=["unigram", "bpe"], default="unigram", help="sentencepiece model type")
+    ap.add_argument("--model-type", choices=["unigram", "bpe", "word"], default="unigram",
+                    help="sentencepiece model type; word: one piece per whitespace-separated word, --vocab-size an upper bound")
     ap.add_argument("--out", required=True, help="data folder to write")
     ap.add_argument("--workers", type=int, default=1, help="threads for sentencepiece, processes for fairseq-preprocess")
     args = ap.parse_args(argv)
-    if args.vocab_size < 10:
-        ap.error("--vocab-size must be at least 10")
+    if args.vocab_size < (4 if args.model_type == "word" else 10):  # word: <unk> <s> </s> and one word
+        ap.error(f"--vocab-size must be at least {4 if args.model_type == 'word' else 10}")
     try:
         prepare(args.train, args.valid, args.test, args.out, args.vocab_size, args.model_type, max(1, args.workers))
     except (CorpusError, RuntimeError) as e:

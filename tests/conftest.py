@@ -24,3 +24,7 @@ def known_mapping_corpus(tmp_path_factory):
     sentences = markov_sentences(len(vocab), 3400, seed=7)
     truth = build_unit_corpus(sentences, vocab, out, UnitCorpusSpec(similar_sign_pairs=3, seed=7))
     return out, truth
+
+
+# USLNet's tiny video stages, trained once and shared by the stage and joint tests
+from .uslnet_corpora import clips, gpt_run, vqvae_run  # noqa: E402,F401

@@ -30,7 +30,9 @@ def char_run(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("char"))
     corpus = char_task_folder(os.path.join(root, "data"), num_train=1500, num_valid=100)
     run = os.path.join(root, "run")
-    log = run_hydra_train(CONFIG_DIR, "char_tiny", overrides(corpus["data"], run), f"{run}/train.log", 3000)
+    # 2000 of the config's 3000 updates: the learning rates are fixed, so the run is the first two
+    # thirds of the full one, and its best validation comes at update 2000
+    log = run_hydra_train(CONFIG_DIR, "char_tiny", overrides(corpus["data"], run, "optimization.max_update=2000"), f"{run}/train.log", 2000)
     return corpus, run, log
 
 
@@ -43,7 +45,7 @@ def test_char_gan_trains_through_fairseq_and_logs_its_metrics(char_run):
     assert valid and all(k in valid[-1] for k in ("valid_uer", "valid_a2v_recall@1", "valid_v2a_recall@10"))
     best = min(float(v["valid_uer"]) for v in valid)
     print(f"char GAN: best valid UER {best:.1f}, unigram baseline {corpus['unigram_baseline_uer']:.1f}")
-    # measured here: valid UER 86.7, 77.8, 52.8, 46.7, 59.4, 64.8 at updates 500..3000 (best 46.7);
+    # measured here: valid UER 86.7, 77.8, 52.8, 46.7 at updates 500..2000 (then 59.4, 64.8 up to 3000);
     # the unigram-frequency baseline (every letter read as the most frequent sign unit) is 87.2
     assert corpus["unigram_baseline_uer"] > 80
     assert best <= 70.0, f"best valid UER {best:.1f} is not clearly below the unigram baseline {corpus['unigram_baseline_uer']:.1f}"
@@ -82,7 +84,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(char_run, tmp_path)
     assert proc.returncode != 0
     assert "training diverged: update 1 made parameters generator.conv.weight infinite or NaN" in out and "checkpoint_last.pt" in out, out[-3000:]
     after = torch.load(last, map_location="cpu", weights_only=True)
-    assert after["optimizer_history"][-1]["num_updates"] == before["optimizer_history"][-1]["num_updates"] == 3000
+    assert after["optimizer_history"][-1]["num_updates"] == before["optimizer_history"][-1]["num_updates"] == 2000
     for name, value in after["model"].items():
         assert torch.isfinite(value).all() and torch.equal(value, before["model"][name]), name
 

@@ -181,7 +181,7 @@ def test_fragment_positions(one_thread):
     assert torch.allclose(plain, same, atol=1e-5)  # positions 0..M-1 are the default ones
     assert torch.allclose(shifted, moved_out, atol=1e-5)
     assert not torch.allclose(shifted, plain, atol=1e-3)
-    assert model.decoder.embed_positions.weight.grad is None and model._fragment_positions is None
+    assert model.decoder.embed_positions.weight.grad is None and model.fragment_positions.positions is None
 
     # gradients reach the learned rows of the fragment positions only, never the padding row
     model.train()

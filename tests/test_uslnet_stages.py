@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import torch
 
 from fairseq_signlang.data.video_windows import DecodedClipCache, VideoWindowDataset
@@ -17,35 +16,9 @@ from fairseq_signlang.models.uslnet_video import load_video_model
 from fairseq_signlang.training import hydra_train_command, log_records, run_hydra_train
 
 from .conftest import REPO
-from .uslnet_corpora import sign_clip_folder
+from .uslnet_corpora import USLNET_CONFIGS as CONFIG_DIR, video_overrides as overrides
 
-CONFIG_DIR = os.path.join(REPO, "examples", "uslnet")
 PY = sys.executable
-
-
-def overrides(video_data, run_dir, *extra):
-    return [f"task.video_data={video_data}", f"task.video_cache={video_data}/cache", f"checkpoint.save_dir={run_dir}/ckpt",
-            f"hydra.run.dir={run_dir}/hydra", "common.log_format=json", *extra]
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory):
-    return sign_clip_folder(str(tmp_path_factory.mktemp("sign_clips")))
-
-
-@pytest.fixture(scope="module")
-def vqvae_run(clips, tmp_path_factory):
-    run = str(tmp_path_factory.mktemp("vqvae_run"))
-    log = run_hydra_train(CONFIG_DIR, "video_vqvae_tiny", overrides(clips, run), f"{run}/train.log", 200)
-    return run, log
-
-
-@pytest.fixture(scope="module")
-def gpt_run(clips, vqvae_run, tmp_path_factory):
-    run = str(tmp_path_factory.mktemp("gpt_run"))
-    extra = [f"model.vqvae_checkpoint={vqvae_run[0]}/ckpt/checkpoint_last.pt"]
-    log = run_hydra_train(CONFIG_DIR, "video_gpt_tiny", overrides(clips, run, *extra), f"{run}/train.log", 150)
-    return run, log
 
 
 def mean_frame_psnr(clips) -> float:

@@ -31,7 +31,9 @@ init_checkpoint again: task uslnet_bt clears it when building from a checkpoint.
 """
 import argparse
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
+from types import SimpleNamespace
 from typing import Optional
 
 import torch
@@ -41,7 +43,6 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.dataclass.utils import gen_parser_from_dataclass
 from fairseq.models import register_model
 from fairseq.models.transformer import TransformerConfig, TransformerModelBase
-from omegaconf import OmegaConf
 
 logger = logging.getLogger(__name__)
 
@@ -148,31 +149,27 @@ def load_init_checkpoint(model: torch.nn.Module, path: str) -> None:
     logger.info(f"initialised uslnet_text from {path}")
 
 
-@register_model("uslnet_text", dataclass=UslnetTextConfig)
-class UslnetTextModel(TransformerModelBase):
-    """fairseq's transformer plus fragment positions for the MASS decoder."""
+class FragmentPositions:
+    """A forward hook on a decoder's position table: inside `using(positions)` the decoder embeds
+    the given original positions (B, M) instead of 0..M-1; outside, it changes nothing."""
 
-    def __init__(self, cfg, encoder, decoder):
-        super().__init__(cfg, encoder, decoder)
-        self._fragment_positions: Optional[torch.Tensor] = None
+    def __init__(self, decoder):
+        self.positions: Optional[torch.Tensor] = None
         if decoder.embed_positions is not None:
-            decoder.embed_positions.register_forward_hook(self._position_hook)
+            decoder.embed_positions.register_forward_hook(self)
 
-    @classmethod
-    def add_args(cls, parser):
-        gen_parser_from_dataclass(parser, UslnetTextConfig(), delete_default=True)
+    @contextmanager
+    def using(self, positions: Optional[torch.Tensor]):
+        self.positions = positions
+        try:
+            yield
+        finally:
+            self.positions = None
 
-    @classmethod
-    def build_model(cls, cfg, task):
-        model = super().build_model(to_transformer_config(cfg), task)
-        if getattr(cfg, "init_checkpoint", ""):
-            load_init_checkpoint(model, cfg.init_checkpoint)
-        return model
-
-    def _position_hook(self, module, inputs, output):
+    def __call__(self, module, inputs, output):
         """While fragment positions are set, embed them instead of 0..M-1: index
         padding_idx + 1 + position, as fairseq numbers positions; -1 (pad) -> padding_idx."""
-        positions = self._fragment_positions
+        positions = self.positions
         if positions is None:
             return None
         if positions.shape != output.shape[:2]:
@@ -192,6 +189,28 @@ class UslnetTextModel(TransformerModelBase):
                              f"max_target_positions ({table.size(0) - pad - 1})")
         return F.embedding(index, table, padding_idx=pad)  # (B, M, C)
 
+
+@register_model("uslnet_text", dataclass=UslnetTextConfig)
+class UslnetTextModel(TransformerModelBase):
+    """fairseq's transformer plus fragment positions for the MASS decoder."""
+
+    def __init__(self, cfg, encoder, decoder):
+        super().__init__(cfg, encoder, decoder)
+        self.fragment_positions = FragmentPositions(decoder)
+
+    @classmethod
+    def add_args(cls, parser):
+        gen_parser_from_dataclass(parser, UslnetTextConfig(), delete_default=True)
+
+    @classmethod
+    def build_model(cls, cfg, task):
+        # one dictionary for both sides (task uslnet_bt has no text source dictionary: its joint model reads video)
+        dictionary = task.target_dictionary
+        model = super().build_model(to_transformer_config(cfg), SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary))
+        if getattr(cfg, "init_checkpoint", ""):
+            load_init_checkpoint(model, cfg.init_checkpoint)
+        return model
+
     def forward(
         self,
         src_tokens,
@@ -206,9 +225,6 @@ class UslnetTextModel(TransformerModelBase):
     ):
         """src_tokens (B, S), prev_output_tokens (B, M), fragment_positions (B, M) original
         0-based positions (-1 at pads) or None for plain transformer behaviour -> (logits (B, M, V), extra)."""
-        self._fragment_positions = fragment_positions
-        try:
+        with self.fragment_positions.using(fragment_positions):
             return super().forward(src_tokens, src_lengths, prev_output_tokens, return_all_hiddens,
                                    features_only, alignment_layer, alignment_heads)
-        finally:
-            self._fragment_positions = None

@@ -4,6 +4,7 @@ One task, configured by the stage it trains (`task.stage`):
   text_mass    the text encoder-decoder, MASS span masking (eq. 1)       model uslnet_text
   video_vqvae  the video VQ-VAE: codebook + reconstruction (eq. 2-4)     model uslnet_vqvae
   video_gpt    the GPT prior over the VQ-VAE's code grid (eq. 5)         model uslnet_video_gpt
+  joint        everything tied by the aligner, back-translation (eq. 13) model uslnet
 A later stage loads an earlier one's checkpoint by path (`model.vqvae_checkpoint`,
 `model.init_checkpoint`).
 
@@ -19,20 +20,24 @@ import logging
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
+import torch
 from fairseq.data import Dictionary, data_utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, open_dict
 
 from ..data.mass_noise import MassDataset
+from ..data.uslnet_datasets import UnpairedTextVideoDataset, VideoClipDataset
 from ..data.readers import CorpusError
 from ..data.video_windows import DecodedClipCache, VideoWindowDataset
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("text_mass", "video_vqvae", "video_gpt")
-STAGE_MODELS = {"text_mass": "uslnet_text", "video_vqvae": "uslnet_vqvae", "video_gpt": "uslnet_video_gpt"}
+STAGES = ("text_mass", "video_vqvae", "video_gpt", "joint")
+STAGE_MODELS = {"text_mass": "uslnet_text", "video_vqvae": "uslnet_vqvae", "video_gpt": "uslnet_video_gpt", "joint": "uslnet"}
 MASK_SYMBOL = "<mask>"
+JOINT_MODES = ("unsupervised", "supervised")
 
 
 @dataclass
@@ -53,20 +58,27 @@ class UslnetConfig(FairseqDataclass):
     window_stride: int = field(default=0, metadata={"help": "frames between window starts; 0 = window_frames (no overlap)"})
     video_cache: str = field(default="", metadata={"help": "folder of decoded clips (memory-mapped); default {video_data}/cache"})
     skip_short_clips: bool = field(default=False, metadata={"help": "skip clips shorter than a window instead of stopping"})
-    seed: int = field(default=II("common.seed"), metadata={"help": "seeds the MASS masking"})
+    joint_mode: ChoiceEnum(JOINT_MODES) = field(
+        default="unsupervised",
+        metadata={"help": "joint stage: unpaired text ({data}/train) and video ({video_data}/train.tsv), eq. 13; or clips "
+                          "with their text (the manifest's text column; point dataset.train_subset at a paired manifest). "
+                          "U+S: supervised with model.init_checkpoint from an unsupervised run"},
+    )
+    seed: int = field(default=II("common.seed"), metadata={"help": "seeds the MASS masking and the drawing of clips"})
 
 
 @register_task("uslnet_bt", dataclass=UslnetConfig)
 class UslnetTask(FairseqTask):
     def __init__(self, cfg: UslnetConfig, dictionary):
         super().__init__(cfg)
+        self._spm = None
         self.stage = str(cfg.stage)  # a ChoiceEnum member under hydra
         self.dictionary = dictionary
 
     @classmethod
     def setup_task(cls, cfg: UslnetConfig, **kwargs):
         dictionary, stage = None, str(cfg.stage)
-        if stage == "text_mass":
+        if stage in ("text_mass", "joint"):
             if not cfg.data:
                 raise CorpusError(f"stage {stage} needs task.data (a fairseq-preprocess folder of the text)")
         if cfg.data:
@@ -76,15 +88,69 @@ class UslnetTask(FairseqTask):
             dictionary = Dictionary.load(dict_path)
             dictionary.add_symbol(MASK_SYMBOL)
             logger.info(f"text dictionary: {len(dictionary)} types")
-        if stage.startswith("video") and not cfg.video_data:
+        if stage != "text_mass" and not cfg.video_data:
             raise CorpusError(f"stage {stage} needs task.video_data (a folder of {{split}}.tsv clip manifests)")
         return cls(cfg, dictionary)
 
-    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
+    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, task_cfg=None, **kwargs):
+        if task_cfg is not None:  # fairseq-generate passes the checkpoint's task config: its stage, video and clip settings
+            self.adopt(task_cfg)
         if self.stage == "text_mass":
             self.datasets[split] = self._mass_dataset(split)
-        else:
+        elif self.stage != "joint":
             self.datasets[split] = self._video_windows(split)
+        elif split == "train" and str(self.cfg.joint_mode) == "unsupervised":
+            self.datasets[split] = UnpairedTextVideoDataset(self._mass_dataset(split), self._clips(split, with_text=False), self.cfg.seed)
+        else:
+            self.datasets[split] = self._clips(split, with_text=True)
+
+    def adopt(self, task_cfg) -> None:
+        """Take the stage and the video settings a checkpoint was trained with; keep task.data
+        (the text folder given on the command line) and any video_data given there."""
+        with open_dict(self.cfg):
+            for key in ("stage", "joint_mode", "fps", "resolution", "window_frames", "window_stride", "skip_short_clips"):
+                if key in task_cfg:
+                    self.cfg[key] = task_cfg[key]
+            for key in ("video_data", "video_cache"):
+                if not self.cfg.get(key) and task_cfg.get(key):
+                    self.cfg[key] = task_cfg[key]
+        self.stage = str(self.cfg.stage)
+
+    def _cache(self) -> DecodedClipCache:
+        return DecodedClipCache(self.cfg.video_cache or os.path.join(self.cfg.video_data, "cache"), self.cfg.fps, self.cfg.resolution)
+
+    def _clips(self, split: str, with_text: bool) -> VideoClipDataset:
+        encode = self.encode_text if with_text else None
+        clips = VideoClipDataset(os.path.join(self.cfg.video_data, f"{split}.tsv"), self._cache(), self.cfg.window_frames,
+                                 self.dictionary.pad(), self.dictionary.eos(), encode)
+        logger.info(f"{split}: {len(clips)} clips" + (" with their text" if with_text else ""))
+        return clips
+
+    def encode_text(self, text: str) -> torch.Tensor:
+        """A manifest's text -> tokens of the text model's dictionary (its sentencepiece model)."""
+        if self._spm is None:
+            import sentencepiece
+
+            path = os.path.join(self.cfg.data, "spm.model")
+            if not os.path.isfile(path):
+                raise CorpusError(f"{path}: the sentencepiece model of the text (scripts/prepare_text.py writes it) is needed to read clip texts")
+            self._spm = sentencepiece.SentencePieceProcessor(model_file=path)
+        pieces = " ".join(self._spm.encode(text.strip(), out_type=str))
+        return self.dictionary.encode_line(pieces, add_if_not_exist=False, append_eos=True).long()
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Text tokens per second of sign video, from the unpaired training corpora: mean
+        sentence length over mean clip duration (sets how many text memory positions a clip gets)."""
+        tokens = data_utils.load_indexed_dataset(os.path.join(self.cfg.data, "train"), self.dictionary)
+        if tokens is None:
+            raise CorpusError(f"{self.cfg.data}/train.bin: needed to measure tokens per second of video")
+        clips = VideoClipDataset(os.path.join(self.cfg.video_data, "train.tsv"), self._cache(), self.cfg.window_frames,
+                                 self.dictionary.pad(), self.dictionary.eos())
+        rate = float(np.mean(tokens.sizes)) / float(np.mean(clips.durations))
+        logger.info(f"text: {np.mean(tokens.sizes):.2f} tokens per sentence; video: {np.mean(clips.durations):.2f} s per clip; "
+                    f"{rate:.3f} tokens per second")
+        return rate
 
     def _mass_dataset(self, split: str) -> MassDataset:
         prefix = os.path.join(self.cfg.data, split)
@@ -100,13 +166,15 @@ class UslnetTask(FairseqTask):
                            p_random=self.cfg.random_token_prob, seed=self.cfg.seed)
 
     def _video_windows(self, split: str) -> VideoWindowDataset:
-        cache = DecodedClipCache(self.cfg.video_cache or os.path.join(self.cfg.video_data, "cache"), self.cfg.fps, self.cfg.resolution)
-        dataset = VideoWindowDataset(os.path.join(self.cfg.video_data, f"{split}.tsv"), cache, self.cfg.window_frames,
+        dataset = VideoWindowDataset(os.path.join(self.cfg.video_data, f"{split}.tsv"), self._cache(), self.cfg.window_frames,
                                      self.cfg.window_stride, skip_short=self.cfg.skip_short_clips)
         logger.info(f"{split}: {len(dataset)} windows of {self.cfg.window_frames} frames from {len(dataset.clips)} clips")
         return dataset
 
     def build_model(self, cfg, from_checkpoint=False):
+        if from_checkpoint and cfg._name != STAGE_MODELS[self.stage]:
+            # fairseq-generate --task uslnet_bt --path <ckpt>: the stage is the checkpoint's
+            self.stage = next(stage for stage, name in STAGE_MODELS.items() if name == cfg._name)
         expected = STAGE_MODELS[self.stage]
         if cfg._name != expected:
             raise ValueError(f"task.stage={self.stage} trains model {expected}, but model._name is {cfg._name}")
@@ -123,7 +191,8 @@ class UslnetTask(FairseqTask):
 
     @property
     def source_dictionary(self):
-        return self.dictionary
+        """None: sources are sign video (translation) or masked text in the target dictionary (MASS)."""
+        return None
 
     @property
     def target_dictionary(self):

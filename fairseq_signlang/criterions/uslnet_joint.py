@@ -1,0 +1,169 @@
+"""USLNet's joint objective (eq. 13) and its supervised counterpart.
+
+Unsupervised batches (text and video unpaired):
+  L = a1 L_text (MASS, eq. 1) + a2 L_codebook (eq. 4, with reconstruction) + a3 L_video (next-code
+      cross-entropy, plus eq. 5 when frame_loss_weight > 0) + a4 L_T2V2T (eq. 11) + a5 L_V2T2V (eq. 12)
+Back-translation makes its pseudo data on line with the model in eval mode and no gradient
+(text -> GPT-sampled codes; video -> greedy text), then trains the way back to the original,
+as unsupervised NMT does. Eq. 11 and 12 are written as squared errors in the paper; over
+discrete text and codes they are the cross-entropy of the original given the pseudo data.
+
+Supervised batches (clips with their text): video -> text cross-entropy plus text -> video
+next-code cross-entropy. Validation batches are paired: the video -> text loss is logged as
+`translation_nll` (bits per token) with its token `accuracy`.
+"""
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from fairseq import metrics
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.dataclass import FairseqDataclass
+
+TERMS = ("text", "codebook", "video", "t2v2t", "v2t2v", "sup_v2t", "sup_t2v")
+
+
+@dataclass
+class UslnetJointCriterionConfig(FairseqDataclass):
+    alpha_text: float = field(default=1.0, metadata={"help": "a1: MASS text reconstruction (eq. 1)"})
+    alpha_codebook: float = field(default=1.0, metadata={"help": "a2: VQ-VAE reconstruction + commitment (eq. 2-4)"})
+    alpha_video: float = field(default=1.0, metadata={"help": "a3: GPT video reconstruction (eq. 5)"})
+    alpha_t2v2t: float = field(default=1.0, metadata={"help": "a4: text-video-text back-translation (eq. 11)"})
+    alpha_v2t2v: float = field(default=1.0, metadata={"help": "a5: video-text-video back-translation (eq. 12)"})
+    commitment_weight: float = field(default=0.25, metadata={"help": "commitment loss weight inside L_codebook"})
+    frame_loss_weight: float = field(default=0.0, metadata={"help": "weight of the decoded-frame MSE inside L_video (eq. 5)"})
+    bt_temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the GPT's pseudo videos"})
+    bt_max_len_ratio: float = field(default=1.5, metadata={"help": "pseudo text is at most this times the clip's memory length"})
+
+
+def token_nll(logits, target, pad):
+    """Mean cross-entropy over non-pad targets, and (correct, count) for accuracy."""
+    nll = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=pad, reduction="sum")
+    real = target.ne(pad)
+    count = int(real.sum())
+    correct = int((logits.argmax(-1).eq(target) & real).sum())
+    return nll / max(count, 1), correct, count
+
+
+def code_nll(logits, codes):
+    return F.cross_entropy(logits.flatten(0, 1), codes.flatten())
+
+
+@register_criterion("uslnet_joint", dataclass=UslnetJointCriterionConfig)
+class UslnetJointCriterion(FairseqCriterion):
+    def __init__(self, task, alpha_text, alpha_codebook, alpha_video, alpha_t2v2t, alpha_v2t2v, commitment_weight,
+                 frame_loss_weight, bt_temperature, bt_max_len_ratio):
+        super().__init__(task)
+        self.alphas = {"text": alpha_text, "codebook": alpha_codebook, "video": alpha_video, "t2v2t": alpha_t2v2t, "v2t2v": alpha_v2t2v}
+        self.commitment_weight, self.frame_loss_weight = commitment_weight, frame_loss_weight
+        self.bt_temperature, self.bt_max_len_ratio = bt_temperature, bt_max_len_ratio
+
+    def forward(self, model, sample, reduce=True):
+        if "text" in sample:
+            terms, log = self.unsupervised(model, sample)
+        else:
+            terms, log = self.supervised(model, sample)
+        loss = sum(terms.values())
+        log.update({k: v.item() for k, v in terms.items()}, loss=loss.item(), nsentences=sample["nsentences"],
+                   ntokens=sample["ntokens"], sample_size=1, batches=1)
+        return loss, 1, log
+
+    # ---- unsupervised (eq. 13) -----------------------------------------------------------
+
+    def unsupervised(self, model, sample):
+        pad = self.padding_idx
+        terms, log = {}, {}
+        video, durations = sample["video"]["net_input"]["source"], sample["video"]["net_input"]["durations"]
+        tokens, lengths = sample["sentences"]["tokens"], sample["sentences"]["lengths"]
+        if self.alphas["text"]:
+            mass = sample["text"]["net_input"]
+            enc = model.encode_text(mass["src_tokens"], mass["src_lengths"])
+            logits, _ = model.decode_text(mass["prev_output_tokens"], enc, mass["fragment_positions"])
+            nll, correct, count = token_nll(logits, sample["text"]["target"], pad)
+            terms["text"] = self.alphas["text"] * nll
+            log.update(mass_correct=correct, mass_count=count)
+        vq = model.video.vqvae(video) if self.alphas["codebook"] else None
+        if vq is not None:
+            recon = F.mse_loss(vq["recon"], video)
+            terms["codebook"] = self.alphas["codebook"] * (recon + self.commitment_weight * vq["commitment_loss"])
+            log.update(recon_mse=recon.item(), perplexity=vq["perplexity"].item())
+        with torch.no_grad():
+            codes = model.video.vqvae.encode(video)  # (B, t, h, w)
+        if self.alphas["video"]:
+            logits = model.video.gpt(codes)
+            loss = code_nll(logits, codes)
+            if self.frame_loss_weight > 0:
+                loss = loss + self.frame_loss_weight * F.mse_loss(model.video.expected_frames(logits), video)
+            terms["video"] = self.alphas["video"] * loss
+        if self.alphas["t2v2t"]:
+            with torch.no_grad(), evaluating(model):
+                pseudo_codes = model.generate_codes(tokens, lengths, temperature=self.bt_temperature)
+            memory = model.encoder.forward_codes(pseudo_codes, model.pseudo_durations(lengths))
+            logits, _ = model.decode_text(sample["sentences"]["prev_output_tokens"], memory)
+            nll, correct, count = token_nll(logits, tokens, pad)
+            terms["t2v2t"] = self.alphas["t2v2t"] * nll
+            log.update(t2v2t_correct=correct, t2v2t_count=count)
+        if self.alphas["v2t2v"]:
+            with torch.no_grad(), evaluating(model):
+                memory = model.encoder.forward_codes(codes, durations)
+                max_len = int(math.ceil(self.bt_max_len_ratio * int(memory["src_lengths"][0].max())))
+                pseudo, pseudo_lengths = model.greedy_translate(memory, max_len)
+            cond = model.text_to_cond(model.encode_text(pseudo, pseudo_lengths), pseudo_lengths)
+            terms["v2t2v"] = self.alphas["v2t2v"] * code_nll(model.video.gpt(codes, cond=cond), codes)
+            log.update(pseudo_text_len=float(pseudo_lengths.float().mean()))
+        return terms, log
+
+    # ---- supervised and validation -------------------------------------------------------
+
+    def supervised(self, model, sample):
+        net_input, target = sample["net_input"], sample["target"]
+        logits, _ = model(**net_input)
+        nll, correct, count = token_nll(logits, target, self.padding_idx)
+        terms = {"sup_v2t": nll}
+        log = {"translation_nll_sum": nll.item() * count, "translation_correct": correct, "translation_count": count}
+        if model.training:
+            lengths = target.ne(self.padding_idx).sum(1)
+            with torch.no_grad():
+                codes = model.video.vqvae.encode(net_input["source"])
+            cond = model.text_to_cond(model.encode_text(target, lengths), lengths)
+            terms["sup_t2v"] = code_nll(model.video.gpt(codes, cond=cond), codes)
+        return terms, log
+
+    @staticmethod
+    def reduce_metrics(logging_outputs) -> None:
+        total = lambda key: sum(log.get(key, 0) for log in logging_outputs)  # noqa: E731
+        batches = total("batches")
+        metrics.log_scalar("loss", total("loss") / max(batches, 1), batches, round=4)
+        for term in TERMS:
+            n = sum(1 for log in logging_outputs if term in log)
+            if n:
+                metrics.log_scalar(f"loss_{term}", total(term) / n, n, round=4)
+        for name in ("mass", "t2v2t", "translation"):
+            count = total(f"{name}_count")
+            if count:
+                metrics.log_scalar(f"{name}_accuracy", 100 * total(f"{name}_correct") / count, count, round=2)
+        count = total("translation_count")
+        if count:
+            metrics.log_scalar("translation_nll", total("translation_nll_sum") / count / math.log(2), count, round=4)
+        for key in ("recon_mse", "perplexity", "pseudo_text_len"):
+            n = sum(1 for log in logging_outputs if key in log)
+            if n:
+                metrics.log_scalar(key, total(key) / n, n, round=4)
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return False
+
+
+class evaluating:
+    """Context: the model in eval mode (dropout off, no codebook updates), then back."""
+
+    def __init__(self, model):
+        self.model, self.was_training = model, model.training
+
+    def __enter__(self):
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        self.model.train(self.was_training)
