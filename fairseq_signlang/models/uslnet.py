@@ -28,7 +28,7 @@ from omegaconf import open_dict
 
 from .mass_transformer import FragmentPositions, UslnetTextModel
 from .sliding_window_aligner import CONNECTIONS, DEFAULT_SHARPNESS, SlidingWindowAligner
-from .uslnet_video import UslnetVideoGPTModel, load_stage_state
+from .uslnet_video import UslnetVideoGPTModel, adopt_stage_config, load_stage_state
 
 logger = logging.getLogger(__name__)
 
@@ -127,20 +127,13 @@ class UslnetModel(FairseqEncoderDecoderModel):
                 cfg.text_args, cfg.video_args, cfg.clip_geometry = joint.text_args, joint.video_args, joint.clip_geometry
                 cfg.connection, cfg.sharpness, cfg.max_text_len = joint.connection, joint.sharpness, joint.max_text_len
                 cfg.tokens_per_second = cfg.tokens_per_second or joint.tokens_per_second
-        text_state = video_state = None
-        if cfg.text_args is None:
-            if not cfg.text_checkpoint:
-                raise ValueError("model.text_checkpoint: the joint stage starts from a text_mass checkpoint (or model.init_checkpoint)")
-            text_state = load_stage_state(cfg.text_checkpoint, "uslnet_text")
+        text_state = adopt_stage_config(cfg, "text_args", "text_checkpoint", "uslnet_text",
+                                        "the joint stage starts from a text_mass checkpoint (or model.init_checkpoint)")
+        if text_state is not None:
             with open_dict(cfg):
-                cfg.text_args = text_state["cfg"]["model"]
-                cfg.text_args.init_checkpoint = ""
-        if cfg.video_args is None:
-            if not cfg.video_checkpoint:
-                raise ValueError("model.video_checkpoint: the joint stage starts from a video_gpt checkpoint (or model.init_checkpoint)")
-            video_state = load_stage_state(cfg.video_checkpoint, "uslnet_video_gpt")
-            with open_dict(cfg):
-                cfg.video_args = video_state["cfg"]["model"]
+                cfg.text_args.init_checkpoint = ""  # its weights are the checkpoint's own
+        video_state = adopt_stage_config(cfg, "video_args", "video_checkpoint", "uslnet_video_gpt",
+                                         "the joint stage starts from a video_gpt checkpoint (or model.init_checkpoint)")
         if cfg.tokens_per_second <= 0:
             rate = getattr(task, "tokens_per_second", None)
             if not rate:

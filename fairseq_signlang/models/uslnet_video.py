@@ -81,6 +81,20 @@ def load_stage_state(path: str, expected_model: str) -> dict:
     return state
 
 
+def adopt_stage_config(cfg, args_field: str, checkpoint_field: str, expected_model: str, needed_for: str):
+    """Copy the model config of the stage checkpoint named by cfg.<checkpoint_field> into
+    cfg.<args_field> and return the checkpoint's state; None when the config is already there
+    (a model reloaded from its own checkpoint, whose weights come from that)."""
+    if cfg[args_field] is not None:
+        return None
+    if not cfg[checkpoint_field]:
+        raise ValueError(f"model.{checkpoint_field}: {needed_for}")
+    state = load_stage_state(cfg[checkpoint_field], expected_model)
+    with open_dict(cfg):
+        cfg[args_field] = state["cfg"]["model"]
+    return state
+
+
 @register_model("uslnet_video_gpt", dataclass=UslnetVideoGPTConfig)
 class UslnetVideoGPTModel(BaseFairseqModel):
     def __init__(self, vqvae: VQVAE, gpt: VideoGPT):
@@ -91,13 +105,7 @@ class UslnetVideoGPTModel(BaseFairseqModel):
 
     @classmethod
     def build_model(cls, cfg: UslnetVideoGPTConfig, task):
-        state = None
-        if cfg.vqvae_args is None:
-            if not cfg.vqvae_checkpoint:
-                raise ValueError("model.vqvae_checkpoint: the video GPT needs the checkpoint of a video_vqvae run")
-            state = load_stage_state(cfg.vqvae_checkpoint, "uslnet_vqvae")
-            with open_dict(cfg):
-                cfg.vqvae_args = state["cfg"]["model"]
+        state = adopt_stage_config(cfg, "vqvae_args", "vqvae_checkpoint", "uslnet_vqvae", "the video GPT needs the checkpoint of a video_vqvae run")
         vqvae = build_vqvae(cfg.vqvae_args)
         if state is not None:
             vqvae.load_state_dict({k[len("vqvae."):]: v for k, v in state["model"].items() if k.startswith("vqvae.")})
