@@ -8,7 +8,7 @@ built, so reloading the GPT checkpoint needs no VQ-VAE file.
 import logging
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, List
+from typing import Any, List, Sequence, Union
 
 import torch
 from fairseq import checkpoint_utils
@@ -69,15 +69,17 @@ class UslnetVideoGPTConfig(FairseqDataclass):
     attn_dropout: float = field(default=0.1, metadata={"help": "dropout on attention weights"})
 
 
-def load_stage_state(path: str, expected_model: str) -> dict:
-    """A checkpoint written by a uslnet_bt stage, checked to hold the expected model."""
+def load_stage_state(path: str, expected_model: Union[str, Sequence[str]]) -> dict:
+    """A checkpoint written by a uslnet_bt stage, checked to hold the expected model (or one of them)."""
     try:
         state = checkpoint_utils.load_checkpoint_to_cpu(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: checkpoint not found") from None
     name = (state.get("cfg") or {}).get("model", {}).get("_name")
-    if name != expected_model:
-        raise ValueError(f"{path}: holds model {name!r}, expected a {expected_model} checkpoint")
+    expected = [expected_model] if isinstance(expected_model, str) else sorted(expected_model)
+    if name not in expected:
+        what = f"a {expected[0]} checkpoint" if len(expected) == 1 else f"one of {expected}"
+        raise ValueError(f"{path}: holds model {name!r}, expected {what}")
     return state
 
 
@@ -145,12 +147,9 @@ class UslnetVideoGPTModel(BaseFairseqModel):
 def load_video_model(path: str):
     """A uslnet_vqvae or uslnet_video_gpt model from its checkpoint, in eval mode, and the task
     config it was trained with (frame rate, resolution, window length)."""
-    state = checkpoint_utils.load_checkpoint_to_cpu(path)
-    cfg = state.get("cfg") or {}
-    name = cfg.get("model", {}).get("_name")
     models = {"uslnet_vqvae": UslnetVQVAEModel, "uslnet_video_gpt": UslnetVideoGPTModel}
-    if name not in models:
-        raise ValueError(f"{path}: holds model {name!r}, expected one of {sorted(models)}")
-    model = models[name].build_model(cfg.model, SimpleNamespace(cfg=cfg.task))
+    state = load_stage_state(path, models)
+    cfg = state["cfg"]
+    model = models[cfg.model._name].build_model(cfg.model, SimpleNamespace(cfg=cfg.task))
     model.load_state_dict(state["model"])
     return model.eval(), cfg.task
