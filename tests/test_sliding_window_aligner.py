@@ -122,20 +122,38 @@ def test_pooling_is_a_learned_length_map():
 @pytest.mark.parametrize("connection", ["soft", "hard", "pooling"])
 def test_aligner_both_directions(connection):
     torch.manual_seed(0)
-    aligner = SlidingWindowAligner(text_dim=16, video_dim=8, video_cond_dim=12, connection=connection,
-                                   max_text_len=9, max_video_len=20)
+    # 5 frames of a 2 x 3 code grid (6 positions per frame)
+    aligner = SlidingWindowAligner(text_dim=16, video_dim=8, video_cond_dim=12, frame_positions=6, position_dim=4,
+                                   connection=connection, max_text_len=9, max_video_len=5)
     text, text_lengths = batch([9, 5, 2], d=16)
-    d_v = aligner.text_to_video(text, text_lengths, video_length=20)  # eq. 6
-    assert d_v.shape == (3, 20, 12)
-    d_t = aligner.video_to_text(torch.randn(3, 20, 8), text_lengths)  # eq. 7
+    d_v = aligner.text_to_video(text, text_lengths, video_frames=5)  # eq. 6
+    assert d_v.shape == (3, 5 * 6, 12)
+    d_t = aligner.video_to_text(torch.randn(3, 5, 6, 8), text_lengths)  # eq. 7
     assert d_t.shape == (3, 9, 16)
     assert (d_t[1, 5:] == 0).all() and (d_t[2, 2:] == 0).all() and (d_t[1, :5] != 0).any()
     (d_v.square().sum() + d_t.square().sum()).backward()
-    for layer in (aligner.text_to_video_dim, aligner.video_to_text_dim):
+    for layer in (aligner.text_to_video_dim, aligner.video_to_text_dim, aligner.video_in, aligner.video_out):
         assert layer.weight.grad.abs().sum() > 0
     # one example alone gives the same conditioning as in the batch
-    alone = aligner.text_to_video(text[1:2, :5], text_lengths[1:2], video_length=20)
+    alone = aligner.text_to_video(text[1:2, :5], text_lengths[1:2], video_frames=5)
     assert torch.allclose(alone[0], d_v[1], atol=1e-5)
+
+
+def test_aligner_keeps_where_in_the_frame_a_code_is():
+    """The same code vectors at swapped positions of a frame give different text memory (they
+    would not if a frame's codes were pooled), and a word is read from the frames of its window."""
+    torch.manual_seed(0)
+    aligner = SlidingWindowAligner(text_dim=8, video_dim=4, video_cond_dim=4, frame_positions=2, position_dim=3, connection="hard")
+    frames = torch.randn(1, 4, 2, 4)
+    swapped = frames.flip(2)
+    lengths = torch.tensor([2])
+    assert not torch.allclose(aligner.video_to_text(frames, lengths), aligner.video_to_text(swapped, lengths), atol=1e-4)
+    later = frames.clone()
+    later[:, 2:] += 1.0  # frames 2-3: the second word's window under the hard connection (4 -> 2)
+    a, b = aligner.video_to_text(frames, lengths), aligner.video_to_text(later, lengths)
+    assert torch.allclose(a[0, 0], b[0, 0]) and not torch.allclose(a[0, 1], b[0, 1])
+    with pytest.raises(ValueError, match="6 code positions"):
+        aligner.video_to_text(torch.randn(1, 4, 6, 4), lengths)
 
 
 def test_bad_input_errors():
@@ -161,8 +179,8 @@ def test_bad_input_errors():
         LengthMapper()(x, m, torch.tensor([0, 2]))
     with pytest.raises(ValueError, match="source_lengths"):
         LengthMapper()(x, torch.tensor([4, 2]), torch.tensor([2, 2]))
-    with pytest.raises(ValueError, match="video_length"):
-        SlidingWindowAligner(5, 4, 4).text_to_video(x, m, video_length=0)
+    with pytest.raises(ValueError, match="video_frames"):
+        SlidingWindowAligner(5, 4, 4).text_to_video(x, m, video_frames=0)
     # pooling needs its maxima and refuses lengths above them
     with pytest.raises(ValueError, match="max_source_len"):
         LengthMapper("pooling", max_target_len=4)
@@ -175,7 +193,7 @@ def test_bad_input_errors():
         pool(x[:, :2], torch.tensor([2, 2]), torch.tensor([5, 2]))
     aligner = SlidingWindowAligner(5, 4, 4, connection="pooling", max_text_len=3, max_video_len=8)
     with pytest.raises(ValueError, match="max_target_len 8"):
-        aligner.text_to_video(x, m, video_length=9)
+        aligner.text_to_video(x, m, video_frames=9)
 
 
 def test_plot_script_writes_a_png(tmp_path):

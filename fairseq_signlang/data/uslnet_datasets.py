@@ -64,7 +64,9 @@ class VideoClipDataset(FairseqDataset):
             "net_input": {
                 "source": torch.stack([s["video"] for s in samples]),  # (B, 3, T, R, R)
                 "durations": torch.tensor([s["duration"] for s in samples], dtype=torch.float),  # (B,)
-                "padding_mask": None,
+                # no frame is padding (every clip is sampled to clip_frames); fairseq's SequenceGenerator
+                # reads source lengths from it
+                "padding_mask": torch.zeros(len(samples), self.clip_frames, dtype=torch.bool),  # (B, T)
             },
         }
         if "target" in samples[0]:

@@ -147,31 +147,55 @@ class LengthMapper(nn.Module):
 
 class SlidingWindowAligner(nn.Module):
     """Text <-> video representations for cross-modal back-translation: a dimension mapper per
-    direction, then the length mapper. text_dim is the text encoder's hidden size (1024 in the
-    paper), video_dim the codebook vector size (256), video_cond_dim the video GPT's hidden
-    size (576). max_text_len / max_video_len are used by connection 'pooling' only."""
+    direction, then the length mapper. The video side is a sequence of frames of the code grid
+    (time steps, each of `frame_positions` = h * w code positions), the "n frames" the paper
+    aligns words with; keeping a frame whole keeps where in the picture each code is (a hand at
+    the chin or at the chest), which averaging code vectors over a window would lose.
 
-    def __init__(self, text_dim: int, video_dim: int, video_cond_dim: int, connection: str = "soft",
-                 sharpness: float = DEFAULT_SHARPNESS, max_text_len: int = 0, max_video_len: int = 0):
+    The dimension mappers work on whole frames, factored through a small per-position width so
+    they stay affordable for large grids: video -> text projects each code vector to
+    `position_dim` and maps the concatenated frame to text_dim; text -> video maps a text state
+    to a frame of `position_dim` vectors and each of them to the GPT's width.
+
+    text_dim is the text encoder's hidden size (1024 in the paper), video_dim the codebook vector
+    size (256), video_cond_dim the video GPT's hidden size (576). max_text_len / max_video_len
+    (in frames) are used by connection 'pooling' only."""
+
+    def __init__(self, text_dim: int, video_dim: int, video_cond_dim: int, frame_positions: int = 1, position_dim: int = 16,
+                 connection: str = "soft", sharpness: float = DEFAULT_SHARPNESS, max_text_len: int = 0, max_video_len: int = 0):
         super().__init__()
         _check_connection(connection, sharpness)
         if connection == "pooling" and (max_text_len < 1 or max_video_len < 1):
             raise ValueError(f"connection 'pooling' needs positive max_text_len and max_video_len, got {max_text_len} and {max_video_len}")
-        self.text_to_video_dim = nn.Linear(text_dim, video_cond_dim)                    # M_D_{T->V}
-        self.video_to_text_dim = nn.Linear(video_dim, text_dim)                         # M_D_{V->T}
+        if frame_positions < 1 or position_dim < 1:
+            raise ValueError(f"frame_positions and position_dim must be positive, got {frame_positions} and {position_dim}")
+        self.frame_positions, self.position_dim = frame_positions, position_dim
+        frame_dim = frame_positions * position_dim
+        self.video_in = nn.Linear(video_dim, position_dim)                              # per code position
+        self.video_to_text_dim = nn.Linear(frame_dim, text_dim)                         # M_D_{V->T}, a whole frame
+        self.text_to_video_dim = nn.Linear(text_dim, frame_dim)                         # M_D_{T->V}, to a whole frame
+        self.video_out = nn.Linear(position_dim, video_cond_dim)                        # per code position
         self.text_to_video_len = LengthMapper(connection, sharpness, max_text_len, max_video_len)
         self.video_to_text_len = LengthMapper(connection, sharpness, max_video_len, max_text_len)
 
-    def text_to_video(self, text_states: torch.Tensor, text_lengths: torch.Tensor, video_length: int) -> torch.Tensor:
-        """Eq. 6: (B, m, text_dim) text encoder states -> (B, video_length, video_cond_dim), the
-        video GPT's conditioning over its code grid (the same length for every example)."""
-        if int(video_length) != video_length or video_length < 1:
-            raise ValueError(f"video_length must be a positive integer, got {video_length!r}")
-        x = self.text_to_video_dim(text_states)                                         # (B, m, video_cond_dim)
-        return self.text_to_video_len(x, text_lengths, torch.full_like(text_lengths, int(video_length)))
+    def text_to_video(self, text_states: torch.Tensor, text_lengths: torch.Tensor, video_frames: int) -> torch.Tensor:
+        """Eq. 6: (B, m, text_dim) text encoder states -> (B, video_frames * frame_positions,
+        video_cond_dim), the video GPT's conditioning over its code grid in raster order (the
+        same number of frames for every example)."""
+        if int(video_frames) != video_frames or video_frames < 1:
+            raise ValueError(f"video_frames must be a positive integer, got {video_frames!r}")
+        B = text_states.shape[0]
+        x = self.text_to_video_dim(text_states)                                         # (B, m, P * r)
+        x = self.text_to_video_len(x, text_lengths, torch.full_like(text_lengths, int(video_frames)))  # (B, n, P * r)
+        x = x.view(B, int(video_frames) * self.frame_positions, self.position_dim)      # (B, n * P, r)
+        return self.video_out(x)                                                        # (B, n * P, video_cond_dim)
 
     def video_to_text(self, video_states: torch.Tensor, text_lengths: torch.Tensor) -> torch.Tensor:
-        """Eq. 7: (B, n, video_dim) codebook embeddings, all of length n -> (B, m_max, text_dim)
-        text decoder inputs, zero past each example's text length."""
-        x = self.video_to_text_dim(video_states)                                        # (B, n, text_dim)
-        return self.video_to_text_len(x, torch.full_like(text_lengths, x.shape[1]), text_lengths)
+        """Eq. 7: (B, n, frame_positions, video_dim) codebook embeddings, n frames each ->
+        (B, m_max, text_dim) text decoder inputs, zero past each example's text length."""
+        B, n, P, _ = video_states.shape
+        if P != self.frame_positions:
+            raise ValueError(f"video frames have {P} code positions, the aligner was built for {self.frame_positions}")
+        x = self.video_in(video_states).reshape(B, n, P * self.position_dim)             # (B, n, P * r)
+        x = self.video_to_text_dim(x)                                                   # (B, n, text_dim)
+        return self.video_to_text_len(x, torch.full_like(text_lengths, n), text_lengths)

@@ -47,6 +47,9 @@ class UslnetModelConfig(FairseqDataclass):
         default="soft", metadata={"help": "length mapper: soft (the paper's), hard (current window only) or pooling (baseline)"}
     )
     sharpness: float = field(default=DEFAULT_SHARPNESS, metadata={"help": "scale of the aligner's Gaussian logits (eq. 10)"})
+    position_dim: int = field(
+        default=16, metadata={"help": "aligner: width each code position of a frame is projected to before the frame is mapped as a whole"}
+    )
     max_text_len: int = field(default=64, metadata={"help": "longest sentence in tokens (the pooling baseline's fixed length)"})
     tokens_per_second: float = field(default=0.0, metadata={"help": "text memory positions per second of video; 0 = measured by the task"})
     freeze_video_encoder: bool = field(default=False, metadata={"help": "keep the VQ-VAE encoder and codebook fixed (table 5)"})
@@ -83,9 +86,10 @@ class VideoTextEncoder(FairseqEncoder):
         return (durations * self.tokens_per_second).round().long().clamp(1, self.max_len)
 
     def forward_codes(self, codes: torch.Tensor, durations: torch.Tensor):
-        emb = self.video.vqvae.codebook.lookup(codes).flatten(2).transpose(1, 2)  # (B, D, t, h, w) -> (B, L, D)
+        emb = self.video.vqvae.codebook.lookup(codes)  # (B, t, h, w) -> (B, D, t, h, w)
+        frames = emb.flatten(3).permute(0, 2, 3, 1)  # (B, t, h*w, D): t frames of the code grid
         lengths = self.memory_lengths(durations)
-        return memory_out(self.aligner.video_to_text(emb, lengths), lengths)  # memory (B, m, C_text)
+        return memory_out(self.aligner.video_to_text(frames, lengths), lengths)  # memory (B, m, C_text)
 
     def forward(self, source: torch.Tensor, durations: torch.Tensor, padding_mask=None, **kwargs):
         with torch.no_grad():
@@ -125,7 +129,8 @@ class UslnetModel(FairseqEncoderDecoderModel):
             joint = init_state["cfg"]["model"]
             with open_dict(cfg):
                 cfg.text_args, cfg.video_args, cfg.clip_geometry = joint.text_args, joint.video_args, joint.clip_geometry
-                cfg.connection, cfg.sharpness, cfg.max_text_len = joint.connection, joint.sharpness, joint.max_text_len
+                for key in ("connection", "sharpness", "position_dim", "max_text_len"):
+                    cfg[key] = joint[key]
                 cfg.tokens_per_second = cfg.tokens_per_second or joint.tokens_per_second
         text_state = adopt_stage_config(cfg, "text_args", "text_checkpoint", "uslnet_text",
                                         "the joint stage starts from a text_mass checkpoint (or model.init_checkpoint)")
@@ -151,15 +156,17 @@ class UslnetModel(FairseqEncoderDecoderModel):
         if video_state is not None:
             video.load_state_dict(video_state["model"])
             logger.info(f"video model loaded from {cfg.video_checkpoint}")
+        t, h, w = video.gpt.latent_shape
         aligner = SlidingWindowAligner(
             text_dim=text.encoder.embed_tokens.embedding_dim, video_dim=video.vqvae.embedding_dim, video_cond_dim=video.gpt.hidden,
-            connection=str(cfg.connection), sharpness=cfg.sharpness, max_text_len=cfg.max_text_len, max_video_len=video.gpt.seq_len,
+            frame_positions=h * w, position_dim=cfg.position_dim, connection=str(cfg.connection), sharpness=cfg.sharpness,
+            max_text_len=cfg.max_text_len, max_video_len=t,
         )
         model = cls(cfg, text, video, aligner, task.target_dictionary)
         if init_state is not None:
             model.load_state_dict(init_state["model"])
             logger.info(f"joint model loaded from {cfg.init_checkpoint}")
-        model.derived_cfg = {k: cfg[k] for k in ("text_args", "video_args", "clip_geometry", "tokens_per_second", "connection", "sharpness", "max_text_len")}
+        model.derived_cfg = {k: cfg[k] for k in ("text_args", "video_args", "clip_geometry", "tokens_per_second", "connection", "sharpness", "position_dim", "max_text_len")}
         return model
 
     def apply_freezing(self):
@@ -203,7 +210,7 @@ class UslnetModel(FairseqEncoderDecoderModel):
     def text_to_cond(self, encoder_out, src_lengths):
         """Text encoder states -> the GPT's position-wise conditioning (eq. 6): (B, L, hidden)."""
         states = encoder_out["encoder_out"][0].transpose(0, 1)  # (S, B, C) -> (B, S, C)
-        return self.aligner.text_to_video(states, src_lengths, self.video.gpt.seq_len)
+        return self.aligner.text_to_video(states, src_lengths, self.video.gpt.latent_shape[0])  # (B, t*h*w, hidden)
 
     def pseudo_durations(self, text_lengths):
         return text_lengths.float() / self.encoder.tokens_per_second
