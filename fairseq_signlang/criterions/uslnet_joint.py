@@ -22,6 +22,7 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
 TERMS = ("text", "codebook", "video", "t2v2t", "v2t2v", "sup_v2t", "sup_t2v")
+MEANS = ("recon_mse", "perplexity", "pseudo_text_len")  # logged as the mean over the batches that have them
 
 
 @dataclass
@@ -67,6 +68,8 @@ class UslnetJointCriterion(FairseqCriterion):
         loss = sum(terms.values())
         log.update({k: v.item() for k, v in terms.items()}, loss=loss.item(), nsentences=sample["nsentences"],
                    ntokens=sample["ntokens"], sample_size=1, batches=1)
+        # a count beside each mean, so that logs of batches and of distributed workers add up
+        log.update({f"{k}_n": 1 for k in (*TERMS, *MEANS) if k in log})
         return loss, 1, log
 
     # ---- unsupervised (eq. 13) -----------------------------------------------------------
@@ -136,7 +139,7 @@ class UslnetJointCriterion(FairseqCriterion):
         batches = total("batches")
         metrics.log_scalar("loss", total("loss") / max(batches, 1), batches, round=4)
         for term in TERMS:
-            n = sum(1 for log in logging_outputs if term in log)
+            n = total(f"{term}_n")
             if n:
                 metrics.log_scalar(f"loss_{term}", total(term) / n, n, round=4)
         for name in ("mass", "t2v2t", "translation"):
@@ -146,14 +149,14 @@ class UslnetJointCriterion(FairseqCriterion):
         count = total("translation_count")
         if count:
             metrics.log_scalar("translation_nll", total("translation_nll_sum") / count / math.log(2), count, round=4)
-        for key in ("recon_mse", "perplexity", "pseudo_text_len"):
-            n = sum(1 for log in logging_outputs if key in log)
+        for key in MEANS:
+            n = total(f"{key}_n")
             if n:
                 metrics.log_scalar(key, total(key) / n, n, round=4)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
-        return False
+        return True
 
 
 class evaluating:

@@ -1,0 +1,147 @@
+#!/usr/bin/env python
+"""USLNet's table 1 on a word-sign corpus, end to end with the tools a researcher would use:
+
+  1. scripts/build_uslnet_corpus.py --binarize: sentences whose videos sign their words in word
+     order (fairseq_signlang/data/uslnet_corpus.py), split into a text half and a video half
+  2. fairseq-hydra-train, the stages: text_mass on the text half, video_vqvae and video_gpt on
+     the video half
+  3. scripts/assemble_uslnet.py: the stages put together, no joint training ("w/o joint")
+  4. fairseq-hydra-train, stage joint: unsupervised (eq. 13) on the unpaired halves ("U"), and
+     supervised on the paired version of all training sentences ("S")
+  5. fairseq-generate --gen-subset test --scoring sacrebleu on each checkpoint (greedy, as the
+     paper decodes), scored by BLEU-1 / BLEU-4 (fairseq_signlang/metrics/bleu.py)
+
+Results go to OUT/results.json and OUT/results.md; every command is printed as it runs.
+--scale test is the size the test suite runs (minutes on 2 CPU cores), --scale full the one the
+README reports.
+
+  python scripts/uslnet_word_sign.py --out outputs/uslnet_word_sign --scale full
+"""
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+from fairseq_signlang.data.writers import atomic_open
+from fairseq_signlang.metrics.bleu import bleu_scores, read_fairseq_generate, strip_sentencepiece
+from fairseq_signlang.training import PACKAGE_DIR, REPO_DIR, run_hydra_train
+
+CONFIGS = os.path.join(REPO_DIR, "examples", "uslnet")
+SCRIPTS = os.path.join(REPO_DIR, "scripts")
+BIN = os.path.dirname(sys.executable)
+# the corpus is rendered at 5 fps, so a 3-5 word clip is 8-27 frames: one 16-frame window of the
+# VQ-VAE, down-sampled 4x in time and space to a 4 x 8 x 8 code grid (4 frames for the aligner)
+VIDEO = ["task.fps=5", "task.window_frames=16"]
+VQVAE = ["model.downsample=[4,4,4]", "task.skip_short_clips=true"]
+
+
+@dataclass
+class Scale:
+    sentences: int
+    valid: int
+    test: int
+    text_updates: int
+    vqvae_updates: int
+    gpt_updates: int
+    unsupervised_updates: int
+    supervised_updates: int
+    unsupervised_batch: int
+
+
+SCALES = {
+    "test": Scale(sentences=400, valid=20, test=40, text_updates=100, vqvae_updates=500, gpt_updates=150,
+                  unsupervised_updates=24, supervised_updates=300, unsupervised_batch=8),
+    "full": Scale(sentences=600, valid=60, test=60, text_updates=150, vqvae_updates=600, gpt_updates=300,
+                  unsupervised_updates=300, supervised_updates=300, unsupervised_batch=16),
+}
+
+
+def show(cmd) -> None:
+    print("$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+
+
+def run(cmd) -> str:
+    show(cmd)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_DIR)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def train(config: str, run_dir: str, overrides, updates: int) -> str:
+    overrides = [*overrides, f"checkpoint.save_dir={run_dir}/ckpt", f"hydra.run.dir={run_dir}/hydra", "common.log_format=json",
+                 f"optimization.max_update={updates}"]
+    show(["fairseq-hydra-train", "--config-dir", "examples/uslnet", "--config-name", config, *overrides])
+    return run_hydra_train(CONFIGS, config, overrides, f"{run_dir}/train.log", updates, desc=config)
+
+
+def translation_bleu(checkpoint: str, text_bin: str, out_path: str) -> dict:
+    """The issue's command, nothing added; BLEU on words (the output is sentencepiece)."""
+    stdout = run([f"{BIN}/fairseq-generate", text_bin, "--user-dir", PACKAGE_DIR, "--task", "uslnet_bt", "--path", checkpoint,
+                  "--gen-subset", "test", "--scoring", "sacrebleu"])
+    with atomic_open(out_path, encoding="utf-8") as f:
+        f.write(stdout)
+    hyps, refs = read_fairseq_generate(out_path)
+    scores = bleu_scores([strip_sentencepiece(h) for h in hyps], [strip_sentencepiece(r) for r in refs])
+    return {"bleu1": round(scores["bleu1"], 2), "bleu4": round(scores["bleu4"], 2), "n": scores["n"], "generate_output": out_path}
+
+
+def compare(out: str, scale: str = "test", seed: int = 0) -> dict:
+    s = SCALES[scale]
+    out = os.path.abspath(out)
+    start = time.time()
+    corpus = f"{out}/corpus"
+    run([sys.executable, f"{SCRIPTS}/build_uslnet_corpus.py", "--out", corpus, "--binarize", "--fps", "5", "--num-sentences", str(s.sentences),
+         "--num-valid", str(s.valid), "--num-test", str(s.test), "--seed", str(seed)])
+    text_bin, video = f"{corpus}/text/bin", f"{corpus}/video"
+    video_data = [f"task.video_data={video}", f"task.video_cache={video}/cache", *VIDEO]
+    runs = f"{out}/runs"
+    train("text_mass_tiny", f"{runs}/text_mass", [f"task.data={text_bin}"], s.text_updates)
+    train("video_vqvae_tiny", f"{runs}/video_vqvae", [*video_data, *VQVAE], s.vqvae_updates)
+    train("video_gpt_tiny", f"{runs}/video_gpt", [*video_data, "task.skip_short_clips=true",
+                                                 f"model.vqvae_checkpoint={runs}/video_vqvae/ckpt/checkpoint_last.pt"], s.gpt_updates)
+    stages = [f"model.text_checkpoint={runs}/text_mass/ckpt/checkpoint_best.pt", f"model.video_checkpoint={runs}/video_gpt/ckpt/checkpoint_last.pt"]
+    without = f"{runs}/without_joint.pt"
+    run([sys.executable, f"{SCRIPTS}/assemble_uslnet.py", "--text-checkpoint", stages[0].split("=", 1)[1],
+         "--video-checkpoint", stages[1].split("=", 1)[1], "--data", text_bin, "--video-data", video, "--out", without])
+    joint = [f"task.data={text_bin}", *video_data, *stages]
+    every = lambda n: [f"dataset.validate_interval_updates={n}", f"checkpoint.save_interval_updates={n}"]  # noqa: E731
+    train("joint_tiny", f"{runs}/unsupervised", [*joint, f"dataset.batch_size={s.unsupervised_batch}", *every(s.unsupervised_updates)],
+          s.unsupervised_updates)
+    train("joint_tiny", f"{runs}/supervised", [*joint, "task.joint_mode=supervised", "dataset.train_subset=train_paired",
+                                               *every(s.supervised_updates)], s.supervised_updates)
+    checkpoints = {"without_joint": without, "unsupervised": f"{runs}/unsupervised/ckpt/checkpoint_last.pt",
+                   "supervised": f"{runs}/supervised/ckpt/checkpoint_last.pt"}
+    rows = {name: translation_bleu(path, text_bin, f"{out}/generate_{name}.txt") for name, path in checkpoints.items()}
+    results = {"scale": scale, "settings": asdict(s), "seed": seed, "test_sentences": rows["supervised"]["n"], "bleu": rows,
+               "checkpoints": checkpoints, "corpus": corpus, "minutes": round((time.time() - start) / 60, 1)}
+    with atomic_open(f"{out}/results.json", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+        f.write("\n")
+    table = ["| USLNet | BLEU-1 | BLEU-4 |", "| --- | ---: | ---: |"]
+    names = {"without_joint": "w/o joint training", "unsupervised": "w. joint training (U)", "supervised": "supervised (S)"}
+    table += [f"| {names[k]} | {v['bleu1']:.2f} | {v['bleu4']:.2f} |" for k, v in rows.items()]
+    with atomic_open(f"{out}/results.md", encoding="utf-8") as f:
+        f.write("\n".join(table) + "\n")
+    print("\n".join(table))
+    return results
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, help="folder for the corpus, the runs and the results")
+    ap.add_argument("--scale", choices=sorted(SCALES), default="full")
+    ap.add_argument("--seed", type=int, default=0, help="corpus seed")
+    args = ap.parse_args(argv)
+    try:
+        compare(args.out, args.scale, args.seed)
+    except (RuntimeError, ValueError) as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()
