@@ -15,6 +15,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def gloo_overrides(rank: int, port: int, world_size: int = 2):
+    """fairseq's distributed trainer on CPU, one process per rank started by the test (DESIGN)."""
+    return [
+        f"distributed_training.distributed_world_size={world_size}", f"distributed_training.distributed_rank={rank}",
+        "distributed_training.distributed_no_spawn=true", "distributed_training.distributed_backend=gloo",
+        f"distributed_training.distributed_init_method=tcp://127.0.0.1:{port}", "distributed_training.ddp_backend=legacy_ddp",
+    ]
+
+
 @pytest.fixture(scope="session")
 def known_mapping_corpus(tmp_path_factory):
     """Vocabulary 100, 4 speech clusters per word at 90 % purity, 3 pairs of words sharing a

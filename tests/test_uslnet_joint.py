@@ -21,7 +21,7 @@ from fairseq_signlang.metrics.bleu import read_fairseq_generate, strip_sentencep
 from fairseq_signlang.training import hydra_train_command, log_records, run_hydra_train
 from fairseq_signlang.uslnet_hub import UslnetHub
 
-from .conftest import REPO, free_port
+from .conftest import REPO, free_port, gloo_overrides
 from .uslnet_corpora import USLNET_CONFIGS
 
 PY = sys.executable
@@ -169,11 +169,7 @@ def test_two_process_cpu_joint_training(comparison, tmp_path):
     port = free_port()
     procs = []
     for rank in range(2):
-        dist = [
-            "distributed_training.distributed_world_size=2", f"distributed_training.distributed_rank={rank}",
-            "distributed_training.distributed_no_spawn=true", "distributed_training.distributed_backend=gloo",
-            f"distributed_training.distributed_init_method=tcp://127.0.0.1:{port}", "distributed_training.ddp_backend=legacy_ddp",
-        ]
+        dist = gloo_overrides(rank, port)
         overrides = joint_overrides(comparison, "common.cpu=true", "dataset.batch_size=4", "optimization.max_update=3",
                                     "dataset.validate_interval_updates=3", "checkpoint.save_interval_updates=3",
                                     f"checkpoint.save_dir={tmp_path}/ckpt", f"hydra.run.dir={tmp_path}/hydra{rank}", *dist)
@@ -206,3 +202,21 @@ def test_paper_size_joint_config_has_the_papers_shapes():
         assert aligner.text_to_video(torch.randn(2, 20, 1024), lengths, 4).shape == (2, 4 * 16 * 16, 576)
         assert aligner.video_to_text(torch.randn(2, 4, 16 * 16, 256), lengths).shape == (2, 20, 1024)
     assert sum(p.numel() for p in aligner.parameters()) < 10_000_000  # factored through 16 values per code position
+
+
+def test_supervised_fine_tuning_starts_from_the_unsupervised_run(comparison, tmp_path):
+    """U+S (table 1): a supervised run with model.init_checkpoint set to the unsupervised one
+    starts from its weights and settings, without the stage checkpoints."""
+    unsupervised = comparison["checkpoints"]["unsupervised"]
+    overrides = joint_overrides(comparison, "task.joint_mode=supervised", "dataset.train_subset=train_paired", "dataset.batch_size=8",
+                                "optimization.max_update=3", "dataset.validate_interval_updates=3", "checkpoint.save_interval_updates=3",
+                                f"checkpoint.save_dir={tmp_path}/ckpt", f"hydra.run.dir={tmp_path}/hydra",
+                                "model.text_checkpoint=''", "model.video_checkpoint=''", f"model.init_checkpoint={unsupervised}")
+    log = run_hydra_train(USLNET_CONFIGS, "joint_tiny", overrides, f"{tmp_path}/train.log", 3)
+    assert f"joint model loaded from {unsupervised}" in log
+    start = torch.load(unsupervised, weights_only=True)
+    state = torch.load(f"{tmp_path}/ckpt/checkpoint_last.pt", weights_only=True)
+    assert state["cfg"]["model"]["tokens_per_second"] == start["cfg"]["model"]["tokens_per_second"]
+    moved = [k for k in start["model"] if not torch.equal(start["model"][k], state["model"][k])]
+    assert moved and not any(k.startswith("video.vqvae.encoder.") for k in moved)  # trained on, encoder still frozen
+    assert all(torch.allclose(start["model"][k], state["model"][k], atol=0.01) for k in moved)  # 3 updates from U, not from scratch

@@ -14,7 +14,7 @@ import torch
 from fairseq_signlang.evaluation import evaluate_split, load_checkpoint
 from fairseq_signlang.training import PACKAGE_DIR, hydra_train_command, log_records, run_hydra_train
 
-from .conftest import CONFIG_DIR, REPO, free_port
+from .conftest import CONFIG_DIR, REPO, free_port, gloo_overrides
 
 BIN = os.path.dirname(sys.executable)
 
@@ -161,11 +161,7 @@ def test_two_process_cpu_training_sees_twice_the_data(known_mapping_corpus, tmp_
     port = free_port()
     procs = []
     for rank in range(2):
-        dist = [
-            "distributed_training.distributed_world_size=2", f"distributed_training.distributed_rank={rank}",
-            "distributed_training.distributed_no_spawn=true", "distributed_training.distributed_backend=gloo",
-            f"distributed_training.distributed_init_method=tcp://127.0.0.1:{port}", "distributed_training.ddp_backend=legacy_ddp",
-        ]
+        dist = gloo_overrides(rank, port)
         cmd = hydra_train_command(CONFIG_DIR, "word_tiny", train_overrides(data, f"{tmp_path}/dist", *common, *dist))
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO))
     outs = [p.communicate(timeout=600)[0] for p in procs]
