@@ -91,8 +91,11 @@ class UslnetJointCriterion(FairseqCriterion):
             recon = F.mse_loss(vq["recon"], video)
             terms["codebook"] = self.alphas["codebook"] * (recon + self.commitment_weight * vq["commitment_loss"])
             log.update(recon_mse=recon.item(), perplexity=vq["perplexity"].item())
-        with torch.no_grad():
-            codes = model.video.vqvae.encode(video)  # (B, t, h, w)
+        if vq is not None:
+            codes = vq["codes"].detach()  # (B, t, h, w), quantised before this step's codebook update
+        else:
+            with torch.no_grad():
+                codes = model.video.vqvae.encode(video)
         if self.alphas["video"]:
             logits = model.video.gpt(codes)
             loss = code_nll(logits, codes)
