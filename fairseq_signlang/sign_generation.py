@@ -9,7 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .data.readers import CorpusError, numbered_lines
-from .features.video import ClipRow, read_clip_manifest, write_clip_manifest, write_video
+from .features.video import ClipRow, read_clip_manifest, read_video, write_clip_manifest, write_video
 from .metrics.bleu import bleu_scores
 from .metrics.fvd import fvd
 from .uslnet_hub import UslnetHub
@@ -64,16 +64,16 @@ def back_translation_bleu(hub: UslnetHub, rows: Sequence[ClipRow], beam: int = 1
     return scores
 
 
-def clip_as_model_sees_it(hub: UslnetHub, path: str) -> np.ndarray:
-    """A clip resampled to the model's window (window_frames frames at its resolution), the form
-    generated clips have, so FVD compares like with like."""
-    frames = hub.read_clip(path)
+def clip_as_model_sees_it(hub: UslnetHub, row: ClipRow) -> np.ndarray:
+    """A real clip (its span) resampled to the model's window (window_frames frames at its
+    resolution), the form generated clips have, so FVD compares like with like."""
+    frames = hub.read_clip(row.path, row.start, row.end)
     picks = np.linspace(0, len(frames) - 1, hub.window_frames).round().astype(np.int64)
     return frames[picks]
 
 
 def generation_fvd(hub: UslnetHub, generated: Sequence[ClipRow], reference: Sequence[ClipRow], i3d_checkpoint: str,
                    size: int = 224, device: Optional[str] = None) -> float:
-    real = [clip_as_model_sees_it(hub, r.path) for r in tqdm(reference, desc="reading reference clips", unit="clip")]
-    fake = [clip_as_model_sees_it(hub, r.path) for r in generated]
+    real = [clip_as_model_sees_it(hub, r) for r in tqdm(reference, desc="reading reference clips", unit="clip")]
+    fake = [read_video(r.path)[0] for r in generated]  # each file holds exactly the generated window
     return fvd(real, fake, i3d_checkpoint, device=device, size=size)

@@ -23,22 +23,19 @@ import torch
 from fairseq import checkpoint_utils
 from fairseq.dataclass.configs import FairseqConfig
 from fairseq.sequence_generator import SequenceGenerator
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from .data.readers import CorpusError
-from .data.video_windows import clip_tensor
+from .data.video_windows import center_crop, clip_tensor
 from .features.video import read_video
+from .metrics.bleu import strip_sentencepiece
 from .models.uslnet import UslnetModel, UslnetModelConfig
 from .models.uslnet_video import load_stage_state
 from .tasks.uslnet_bt import UslnetConfig, UslnetTask
 from .viz.video_panels import to_frames
 
 Video = Union[str, np.ndarray]
-
-
-def center_crop(frames: np.ndarray, size: int) -> np.ndarray:
-    top, left = (frames.shape[1] - size) // 2, (frames.shape[2] - size) // 2
-    return frames[:, top : top + size, left : left + size]
+MAX_LEN_B = 200  # fairseq-generate's default length limit, so the hub decodes as it does
 
 
 class UslnetHub:
@@ -57,19 +54,23 @@ class UslnetHub:
         """A joint (uslnet) checkpoint; `data`: the text folder (dict.txt, spm.model) when it is
         not where the checkpoint was trained."""
         state = load_stage_state(path, "uslnet")
-        overrides = {"data": data} if data else {}
-        models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides, state=state)
+        if data:  # fairseq applies arg_overrides only to checkpoints it loads itself
+            with open_dict(state["cfg"]):
+                state["cfg"].task.data = data
+        models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], state=state)
         return cls(task, models[0], cfg, device)
 
     @classmethod
-    def from_stages(cls, text_checkpoint: str, video_checkpoint: str, data: str, video_data: str, device: Optional[str] = None,
-                    **model_options) -> "UslnetHub":
+    def from_stages(cls, text_checkpoint: str, video_checkpoint: str, data: str, video_data: str, video_cache: str = "",
+                    device: Optional[str] = None, **model_options) -> "UslnetHub":
         """The joint model put together from the stage checkpoints, with no joint training.
-        `data` / `video_data` are the unpaired corpora's folders (as task.data / task.video_data:
-        the text memory rate is measured on their train splits); model_options set other
-        fields of the uslnet model config (connection, sharpness, ...)."""
+        `data` / `video_data` / `video_cache` are the unpaired corpora's folders and the clip
+        cache (as task.data / task.video_data / task.video_cache: the text memory rate is
+        measured on their train splits); model_options set other fields of the uslnet model
+        config (connection, sharpness, ...)."""
         video_task = load_stage_state(video_checkpoint, "uslnet_video_gpt")["cfg"]["task"]
-        task_cfg = OmegaConf.structured(UslnetConfig(stage="joint", data=data, video_data=video_data, seed=1,
+        # seed: common.seed's, which a config built outside fairseq-hydra-train cannot refer to
+        task_cfg = OmegaConf.structured(UslnetConfig(stage="joint", data=data, video_data=video_data, video_cache=video_cache, seed=1,
                                                      **{k: video_task[k] for k in ("fps", "resolution", "window_frames")}))
         task_cfg._name = "uslnet_bt"
         task = UslnetTask.setup_task(task_cfg)
@@ -125,7 +126,7 @@ class UslnetHub:
         sample = {"net_input": {"source": source, "padding_mask": torch.zeros(source.shape[0], source.shape[2], dtype=torch.bool, device=self.device),
                                 "durations": torch.tensor(durations, dtype=torch.float, device=self.device)}}
         generator = SequenceGenerator([self.model], self.dictionary, beam_size=beam, max_len_a=0,
-                                      max_len_b=max_len or self.model.cfg.max_text_len)
+                                      max_len_b=max_len or MAX_LEN_B)
         hypos = generator.generate([self.model], sample)
         return [self.detokenize(h[0]["tokens"]) for h in hypos]
 
@@ -133,8 +134,7 @@ class UslnetHub:
         return self.translate_batch([video], beam=beam)[0]
 
     def detokenize(self, tokens: torch.Tensor) -> str:
-        pieces = self.dictionary.string(tokens.cpu())
-        return pieces.replace(" ", "").replace("\u2581", " ").strip()
+        return strip_sentencepiece(self.dictionary.string(tokens.cpu()))
 
     # ---- text -> sign video ---------------------------------------------------------------
 

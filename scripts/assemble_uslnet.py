@@ -25,6 +25,7 @@ def main(argv=None):
     ap.add_argument("--video-checkpoint", required=True, help="checkpoint of stage video_gpt")
     ap.add_argument("--data", required=True, help="text folder: fairseq-preprocess output with spm.model")
     ap.add_argument("--video-data", required=True, help="folder of {split}.tsv clip manifests")
+    ap.add_argument("--video-cache", default="", help="decoded-clip cache of the video stages (default {video-data}/cache)")
     ap.add_argument("--out", required=True, help="checkpoint to write")
     ap.add_argument("--connection", choices=CONNECTIONS, default="soft")
     ap.add_argument("--sharpness", type=float, default=DEFAULT_SHARPNESS)
@@ -35,7 +36,7 @@ def main(argv=None):
 
     torch.manual_seed(args.seed)
     try:
-        hub = UslnetHub.from_stages(args.text_checkpoint, args.video_checkpoint, args.data, args.video_data, device="cpu",
+        hub = UslnetHub.from_stages(args.text_checkpoint, args.video_checkpoint, args.data, args.video_data, args.video_cache, device="cpu",
                                     connection=args.connection, sharpness=args.sharpness, position_dim=args.position_dim)
         hub.save(args.out)
     except (CorpusError, ValueError, FileNotFoundError) as e:

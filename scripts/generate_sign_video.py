@@ -22,7 +22,7 @@ import sys
 
 from fairseq_signlang.data.readers import CorpusError
 from fairseq_signlang.data.writers import atomic_open, write_lines
-from fairseq_signlang.features.video import ClipRow, VIDEO_EXTENSIONS, read_clip_manifest
+from fairseq_signlang.features.video import ClipRow, VIDEO_EXTENSIONS, read_clip_manifest, read_video
 from fairseq_signlang.sign_generation import back_translation_bleu, generate_sign_videos, generation_fvd, read_sentences
 from fairseq_signlang.uslnet_hub import UslnetHub
 from fairseq_signlang.viz.video_panels import contact_sheet
@@ -56,6 +56,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if bool(args.i3d_checkpoint) != bool(args.reference):
         ap.error("FVD needs both --i3d-checkpoint and --reference")
+    if args.limit is not None and args.limit < 1:
+        ap.error("--limit must be positive")
     try:
         sentences = read_sentences(args.input)[: args.limit]
         hub = UslnetHub.from_checkpoint(args.path, data=args.data, device=args.device)
@@ -69,11 +71,11 @@ def main(argv=None):
             reference = reference_rows(args.reference)
             results.update(fvd=generation_fvd(hub, rows, reference, args.i3d_checkpoint, size=args.fvd_size, device=args.device),
                            fvd_reference=args.reference, n_reference=len(reference), i3d_checkpoint=args.i3d_checkpoint)
+        shown = rows[:6]
+        contact_sheet([read_video(r.path)[0] for r in shown], [r.text for r in shown], os.path.join(args.out, "sheet.png"))
     except (CorpusError, ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     write_lines(os.path.join(args.out, "back_translation.txt"), scores["hypotheses"])
-    shown = rows[:6]
-    contact_sheet([hub.read_clip(r.path) for r in shown], [r.text for r in shown], os.path.join(args.out, "sheet.png"))
     with atomic_open(os.path.join(args.out, "results.json"), encoding="utf-8") as f:
         json.dump(results, f, indent=2)
         f.write("\n")

@@ -8,8 +8,9 @@
   3. scripts/assemble_uslnet.py: the stages put together, no joint training ("w/o joint")
   4. fairseq-hydra-train, stage joint: unsupervised (eq. 13) on the unpaired halves ("U"), and
      supervised on the paired version of all training sentences ("S")
-  5. fairseq-generate --gen-subset test --scoring sacrebleu on each checkpoint (greedy, as the
-     paper decodes), scored by BLEU-1 / BLEU-4 (fairseq_signlang/metrics/bleu.py)
+  5. fairseq-generate --gen-subset test --scoring sacrebleu on each checkpoint (the issue's plain
+     command: fairseq-generate's default beam of 5), scored by BLEU-1 / BLEU-4 on words
+     (fairseq_signlang/metrics/bleu.py)
 
 Results go to OUT/results.json and OUT/results.md; every command is printed as it runs.
 --scale test is the size the test suite runs (minutes on 2 CPU cores), --scale full the one the
@@ -107,7 +108,8 @@ def compare(out: str, scale: str = "test", seed: int = 0) -> dict:
     stages = [f"model.text_checkpoint={runs}/text_mass/ckpt/checkpoint_best.pt", f"model.video_checkpoint={runs}/video_gpt/ckpt/checkpoint_last.pt"]
     without = f"{runs}/without_joint.pt"
     run([sys.executable, f"{SCRIPTS}/assemble_uslnet.py", "--text-checkpoint", stages[0].split("=", 1)[1],
-         "--video-checkpoint", stages[1].split("=", 1)[1], "--data", text_bin, "--video-data", video, "--out", without])
+         "--video-checkpoint", stages[1].split("=", 1)[1], "--data", text_bin, "--video-data", video,
+         "--video-cache", f"{video}/cache", "--out", without])
     joint = [f"task.data={text_bin}", *video_data, *stages]
     every = lambda n: [f"dataset.validate_interval_updates={n}", f"checkpoint.save_interval_updates={n}"]  # noqa: E731
     train("joint_tiny", f"{runs}/unsupervised", [*joint, f"dataset.batch_size={s.unsupervised_batch}", *every(s.unsupervised_updates)],

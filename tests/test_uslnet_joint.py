@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.features.video import read_clip_manifest, read_video
+from fairseq_signlang.features.video import read_clip_manifest, read_video, write_video
 from fairseq_signlang.features.visual_models import save_random_visual_model
 from fairseq_signlang.metrics.bleu import read_fairseq_generate, strip_sentencepiece
 from fairseq_signlang.training import hydra_train_command, log_records, run_hydra_train
@@ -77,7 +77,7 @@ def test_unsupervised_run_trains_every_term_of_eq13(comparison):
     assert torch.equal(state["model"]["video." + key], start[key])
 
 
-def test_fairseq_generate_output_and_hub_agree(comparison):
+def test_fairseq_generate_output_and_hub_agree(comparison, tmp_path):
     """The plain fairseq-generate command printed BLEU and every test sentence; the hub, loading
     the checkpoint once, translates the same clips to the same sentences (beam 5 both)."""
     out = comparison["bleu"]["supervised"]["generate_output"]
@@ -96,8 +96,11 @@ def test_fairseq_generate_output_and_hub_agree(comparison):
     frames = hub.generate(rows[0].text, seed=3)
     assert frames.shape == (16, 32, 32, 3) and frames.dtype == np.uint8
     assert np.array_equal(frames, hub.generate(rows[0].text, seed=3))
-    fps = hub.playback_fps(rows[0].text)
-    assert fps == pytest.approx(16 / (len(hub.encode(rows[0].text)) / hub.model.encoder.tokens_per_second))
+    # written at playback_fps, the clip reads back as long as its sentence: as many memory positions as tokens
+    path = str(tmp_path / "generated.mp4")
+    write_video(path, frames, fps=hub.playback_fps(rows[0].text))
+    _, duration = hub._clip_input(path)
+    assert int(hub.model.encoder.memory_lengths(torch.tensor([duration]))[0]) == len(hub.encode(rows[0].text))
     with pytest.raises(CorpusError, match=r"expected uint8 frames \(T, 32, 32, 3\)"):
         hub.translate(np.zeros((5, 40, 40, 3), dtype=np.uint8))
 

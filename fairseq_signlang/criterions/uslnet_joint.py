@@ -86,12 +86,11 @@ class UslnetJointCriterion(FairseqCriterion):
             nll, correct, count = token_nll(logits, sample["text"]["target"], pad)
             terms["text"] = self.alphas["text"] * nll
             log.update(mass_correct=correct, mass_count=count)
-        vq = model.video.vqvae(video) if self.alphas["codebook"] else None
-        if vq is not None:
+        if self.alphas["codebook"]:
+            vq = model.video.vqvae(video)
             recon = F.mse_loss(vq["recon"], video)
             terms["codebook"] = self.alphas["codebook"] * (recon + self.commitment_weight * vq["commitment_loss"])
             log.update(recon_mse=recon.item(), perplexity=vq["perplexity"].item())
-        if vq is not None:
             codes = vq["codes"].detach()  # (B, t, h, w), quantised before this step's codebook update
         else:
             with torch.no_grad():

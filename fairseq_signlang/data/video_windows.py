@@ -112,8 +112,7 @@ class DecodedClipCache:
                 f.write(_npy_header((0, R, R, 3)))
                 count = 0
                 for image in frames:
-                    top, left = (image.shape[0] - R) // 2, (image.shape[1] - R) // 2
-                    f.write(image[top : top + R, left : left + R].tobytes())
+                    f.write(center_crop(image, R).tobytes())
                     count += 1
                 f.seek(0)
                 f.write(_npy_header((count, R, R, 3)))
@@ -124,6 +123,12 @@ class DecodedClipCache:
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
+
+
+def center_crop(frames: np.ndarray, size: int) -> np.ndarray:
+    """The central size x size square of an image (H, W, 3) or of frames (T, H, W, 3)."""
+    top, left = (frames.shape[-3] - size) // 2, (frames.shape[-2] - size) // 2
+    return frames[..., top : top + size, left : left + size, :]
 
 
 def clip_tensor(frames: np.ndarray) -> torch.Tensor:
