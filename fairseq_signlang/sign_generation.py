@@ -9,6 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .data.readers import CorpusError, numbered_lines
+from .data.video_windows import sample_evenly
 from .features.video import ClipRow, read_clip_manifest, read_video, write_clip_manifest, write_video
 from .metrics.bleu import bleu_scores
 from .metrics.fvd import fvd
@@ -67,9 +68,7 @@ def back_translation_bleu(hub: UslnetHub, rows: Sequence[ClipRow], beam: int = 1
 def clip_as_model_sees_it(hub: UslnetHub, row: ClipRow) -> np.ndarray:
     """A real clip (its span) resampled to the model's window (window_frames frames at its
     resolution), the form generated clips have, so FVD compares like with like."""
-    frames = hub.read_clip(row.path, row.start, row.end)
-    picks = np.linspace(0, len(frames) - 1, hub.window_frames).round().astype(np.int64)
-    return frames[picks]
+    return sample_evenly(hub.read_clip(row.path, row.start, row.end), hub.window_frames)
 
 
 def generation_fvd(hub: UslnetHub, generated: Sequence[ClipRow], reference: Sequence[ClipRow], i3d_checkpoint: str,

@@ -26,7 +26,7 @@ from fairseq.sequence_generator import SequenceGenerator
 from omegaconf import OmegaConf, open_dict
 
 from .data.readers import CorpusError
-from .data.video_windows import center_crop, clip_tensor
+from .data.video_windows import center_crop, clip_tensor, sample_evenly
 from .features.video import read_video
 from .metrics.bleu import strip_sentencepiece
 from .models.uslnet import UslnetModel, UslnetModelConfig
@@ -115,8 +115,7 @@ class UslnetHub:
             where = video if isinstance(video, str) else "frames"
             raise CorpusError(f"{where}: expected uint8 frames (T, {self.resolution}, {self.resolution}, 3) at {self.fps:g} fps, "
                               f"got {frames.dtype} {tuple(frames.shape)}")
-        picks = np.linspace(0, len(frames) - 1, self.window_frames).round().astype(np.int64)  # as VideoClipDataset samples clips
-        return clip_tensor(frames[picks]), len(frames) / self.fps
+        return clip_tensor(sample_evenly(frames, self.window_frames)), len(frames) / self.fps
 
     @torch.no_grad()
     def translate_batch(self, videos: Sequence[Video], beam: int = 1, max_len: Optional[int] = None) -> List[str]:

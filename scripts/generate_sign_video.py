@@ -22,19 +22,11 @@ import sys
 
 from fairseq_signlang.data.readers import CorpusError
 from fairseq_signlang.data.writers import atomic_open, write_lines
-from fairseq_signlang.features.video import ClipRow, VIDEO_EXTENSIONS, read_clip_manifest, read_video
+from fairseq_signlang.features.video import read_video
+from fairseq_signlang.metrics.fvd import VideoSet
 from fairseq_signlang.sign_generation import back_translation_bleu, generate_sign_videos, generation_fvd, read_sentences
 from fairseq_signlang.uslnet_hub import UslnetHub
 from fairseq_signlang.viz.video_panels import contact_sheet
-
-
-def reference_rows(source: str):
-    if os.path.isdir(source):
-        names = sorted(n for n in os.listdir(source) if n.lower().endswith(VIDEO_EXTENSIONS))
-        if not names:
-            raise CorpusError(f"{source}: no video files ({', '.join(VIDEO_EXTENSIONS)})")
-        return [ClipRow(os.path.splitext(n)[0], os.path.join(source, n)) for n in names]
-    return read_clip_manifest(source)
 
 
 def main(argv=None):
@@ -68,7 +60,7 @@ def main(argv=None):
                    "back_translation_bleu4": scores["bleu4"], "bleu_signature": scores["signature"],
                    "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed, "beam": args.beam}
         if args.i3d_checkpoint:
-            reference = reference_rows(args.reference)
+            reference = VideoSet(args.reference).rows  # a folder of videos or a manifest, as compute_fvd.py reads them
             results.update(fvd=generation_fvd(hub, rows, reference, args.i3d_checkpoint, size=args.fvd_size, device=args.device),
                            fvd_reference=args.reference, n_reference=len(reference), i3d_checkpoint=args.i3d_checkpoint)
         shown = rows[:6]

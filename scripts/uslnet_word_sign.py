@@ -105,10 +105,11 @@ def compare(out: str, scale: str = "test", seed: int = 0) -> dict:
     train("video_vqvae_tiny", f"{runs}/video_vqvae", [*video_data, *VQVAE], s.vqvae_updates)
     train("video_gpt_tiny", f"{runs}/video_gpt", [*video_data, "task.skip_short_clips=true",
                                                  f"model.vqvae_checkpoint={runs}/video_vqvae/ckpt/checkpoint_last.pt"], s.gpt_updates)
-    stages = [f"model.text_checkpoint={runs}/text_mass/ckpt/checkpoint_best.pt", f"model.video_checkpoint={runs}/video_gpt/ckpt/checkpoint_last.pt"]
+    text_ckpt, video_ckpt = f"{runs}/text_mass/ckpt/checkpoint_best.pt", f"{runs}/video_gpt/ckpt/checkpoint_last.pt"
+    stages = [f"model.text_checkpoint={text_ckpt}", f"model.video_checkpoint={video_ckpt}"]
     without = f"{runs}/without_joint.pt"
-    run([sys.executable, f"{SCRIPTS}/assemble_uslnet.py", "--text-checkpoint", stages[0].split("=", 1)[1],
-         "--video-checkpoint", stages[1].split("=", 1)[1], "--data", text_bin, "--video-data", video,
+    run([sys.executable, f"{SCRIPTS}/assemble_uslnet.py", "--text-checkpoint", text_ckpt,
+         "--video-checkpoint", video_ckpt, "--data", text_bin, "--video-data", video,
          "--video-cache", f"{video}/cache", "--out", without])
     joint = [f"task.data={text_bin}", *video_data, *stages]
     every = lambda n: [f"dataset.validate_interval_updates={n}", f"checkpoint.save_interval_updates={n}"]  # noqa: E731

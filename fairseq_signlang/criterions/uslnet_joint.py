@@ -123,14 +123,15 @@ class UslnetJointCriterion(FairseqCriterion):
 
     def supervised(self, model, sample):
         net_input, target = sample["net_input"], sample["target"]
-        logits, _ = model(**net_input)
+        with torch.no_grad():
+            codes = model.video.vqvae.encode(net_input["source"])  # (B, t, h, w), shared by both directions
+        memory = model.encoder.forward_codes(codes, net_input["durations"])
+        logits, _ = model.decoder(net_input["prev_output_tokens"], encoder_out=memory)  # as model(**net_input)
         nll, correct, count = token_nll(logits, target, self.padding_idx)
         terms = {"sup_v2t": nll}
         log = {"translation_nll_sum": nll.item() * count, "translation_correct": correct, "translation_count": count}
         if model.training:
             lengths = target.ne(self.padding_idx).sum(1)
-            with torch.no_grad():
-                codes = model.video.vqvae.encode(net_input["source"])
             cond = model.text_to_cond(model.encode_text(target, lengths), lengths)
             terms["sup_t2v"] = code_nll(model.video.gpt(codes, cond=cond), codes)
         return terms, log

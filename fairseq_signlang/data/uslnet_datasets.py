@@ -11,7 +11,7 @@ from fairseq.data import FairseqDataset, data_utils
 from tqdm import tqdm
 
 from .readers import CorpusError
-from .video_windows import DecodedClipCache, clip_tensor, numbered_clips
+from .video_windows import DecodedClipCache, clip_tensor, numbered_clips, sample_evenly
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,7 @@ class VideoClipDataset(FairseqDataset):
 
     def __getitem__(self, index):
         frames = self.cache.get(self.clips[index], self.where[index])
-        picks = np.linspace(0, len(frames) - 1, self.clip_frames).round().astype(np.int64)
-        item = {"id": index, "video": clip_tensor(np.asarray(frames[picks])), "duration": len(frames) / self.cache.fps}
+        item = {"id": index, "video": clip_tensor(np.asarray(sample_evenly(frames, self.clip_frames))), "duration": len(frames) / self.cache.fps}
         if self.texts:
             item["target"] = self.texts[index]
         return item

@@ -131,6 +131,12 @@ def center_crop(frames: np.ndarray, size: int) -> np.ndarray:
     return frames[..., top : top + size, left : left + size, :]
 
 
+def sample_evenly(frames: np.ndarray, count: int) -> np.ndarray:
+    """`count` frames spread evenly over a whole clip (repeating frames of a shorter one): how
+    the joint stage makes one VQ-VAE window of a clip, in training, translation and FVD alike."""
+    return frames[np.linspace(0, len(frames) - 1, count).round().astype(np.int64)]
+
+
 def clip_tensor(frames: np.ndarray) -> torch.Tensor:
     """Frames (T, R, R, 3) uint8 -> FloatTensor (3, T, R, R) in [-0.5, 0.5], the VQ-VAE's input
     (copied out of the memory map, so the tensor is writable and the cache file is not held)."""
