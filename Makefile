@@ -21,8 +21,9 @@ $(STAMP): setup.py
 	$(PIP) install --no-build-isolation -e ".[test,pose]"
 	touch $(STAMP)
 
-test: $(STAMP)
-	$(PY) -m pytest -q tests
+# the tests run the main job (make demo) too, so they need what it needs
+test: $(STAMP) demo-tools
+	$(PY) -m pytest -q -rs --durations=15 tests
 
 # The demo's English text is the King James Bible from Debian's bible-kjv (public domain); its
 # speech comes from Debian's flite and espeak-ng. Installed here when missing.

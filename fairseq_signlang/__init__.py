@@ -3,7 +3,7 @@
 Importing the package (what `--user-dir` / `common.user_dir` does) registers its tasks,
 models and criterions, and lets torch's weights-only loading read fairseq checkpoints.
 """
-from .checkpoint_safety import allow_fairseq_checkpoints
+from .io.checkpoints import allow_fairseq_checkpoints
 
 allow_fairseq_checkpoints()
 

@@ -14,9 +14,9 @@ stage's model config does.
 import argparse
 import sys
 
-from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.models.sliding_window_aligner import CONNECTIONS, DEFAULT_SHARPNESS
-from fairseq_signlang.uslnet_hub import UslnetHub
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.models.uslnet.sliding_window_aligner import CONNECTIONS, DEFAULT_SHARPNESS
+from fairseq_signlang.tools.uslnet_hub import UslnetHub
 
 
 def main(argv=None):
@@ -27,7 +27,7 @@ def main(argv=None):
     ap.add_argument("--video-data", required=True, help="folder of {split}.tsv clip manifests")
     ap.add_argument("--video-cache", default="", help="decoded-clip cache of the video stages (default {video-data}/cache)")
     ap.add_argument("--out", required=True, help="checkpoint to write")
-    ap.add_argument("--connection", choices=CONNECTIONS, default="soft")
+    ap.add_argument("--connection", choices=list(CONNECTIONS), default="soft")
     ap.add_argument("--sharpness", type=float, default=DEFAULT_SHARPNESS)
     ap.add_argument("--position-dim", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1, help="seeds the aligner's initialisation")

@@ -34,7 +34,7 @@ def make_corpus(root: str, minutes: float, seconds_per_file: float = 10.0) -> st
 
 def worker(args) -> None:
     """One measured run: extract the first `files` rows of the manifest."""
-    from fairseq_signlang.features.audio import read_audio, read_manifest
+    from fairseq_signlang.io.audio import read_audio, read_manifest
     from fairseq_signlang.features.logmel import LogMelExtractor
     from fairseq_signlang.features.streaming import ResumableFeatureWriter
 

@@ -14,6 +14,7 @@ from dtw import dtw as reference_dtw
 from scipy.spatial.distance import cdist
 from tqdm import tqdm
 
+from fairseq_signlang.io.device import default_device
 from fairseq_signlang.metrics.retrieval import dtw_similarity, pad_sequences, recall_at_k
 
 
@@ -24,7 +25,7 @@ def main():
     ap.add_argument("--units", type=int, default=100, help="sign units (vocabulary)")
     ap.add_argument("--min-len", type=int, default=5)
     ap.add_argument("--max-len", type=int, default=15)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default=str(default_device()))
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 

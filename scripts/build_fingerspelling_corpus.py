@@ -24,12 +24,12 @@ import argparse
 import os
 import sys
 
-from fairseq_signlang.data.fingerspelling import (
+from fairseq_signlang.corpora.fingerspelling import (
     SIGN_CONFUSABLE_LETTERS, SPEECH_CONFUSABLE_LETTERS, LetterPool, SpeechSimulation, build_fingerspelling_corpus,
     synthesize_letter_pool,
 )
-from fairseq_signlang.data.readers import CorpusError, numbered_lines, require_file
-from fairseq_signlang.data.text_sources import kjv_sentences, stdlib_docstring_sentences, words_of
+from fairseq_signlang.io.readers import CorpusError, numbered_lines, require_file
+from fairseq_signlang.corpora.text_sources import kjv_sentences, stdlib_docstring_sentences, words_of
 
 
 def main():

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Build a small word-sign corpus for USLNet experiments (fairseq_signlang.data.uslnet_corpus):
+"""Build a small word-sign corpus for USLNet experiments (fairseq_signlang.corpora.uslnet_corpus):
 Markov sentences over a small English vocabulary (or --sentences), each clip one procedural sign
 per word in word order; the training sentences split into a text half (text/train.txt) and a
 disjoint video half (video/train.tsv) for unsupervised training, plus paired files of all of them
@@ -15,8 +15,8 @@ import runpy
 import sys
 import time
 
-from fairseq_signlang.data.readers import numbered_lines, require_file
-from fairseq_signlang.data.uslnet_corpus import build_word_sign_corpus
+from fairseq_signlang.io.readers import numbered_lines, require_file
+from fairseq_signlang.corpora.uslnet_corpus import build_word_sign_corpus
 
 
 def binarize_text(corpus: dict, workers: int = 1) -> str:

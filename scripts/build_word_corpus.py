@@ -8,8 +8,8 @@ manifest for scripts/extract_sign_features.py) under --out."""
 import argparse
 import sys
 
-from fairseq_signlang.data.readers import CorpusError, numbered_lines
-from fairseq_signlang.data.sign_corpus import PAIRINGS, ClipPool, build_word_corpus
+from fairseq_signlang.io.readers import CorpusError, numbered_lines
+from fairseq_signlang.corpora.sign_corpus import PAIRINGS, ClipPool, build_word_corpus
 from fairseq_signlang.features.pooling import read_alignment_jsonl
 
 

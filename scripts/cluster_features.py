@@ -16,8 +16,8 @@ import sys
 
 from tqdm import tqdm
 
-from fairseq_signlang.data.readers import CorpusError, read_features
-from fairseq_signlang.data.writers import save_array, write_cluster_ids
+from fairseq_signlang.io.readers import CorpusError, read_features
+from fairseq_signlang.io.writers import save_array, write_cluster_ids
 from fairseq_signlang.features.clustering import assign_clusters, fit_kmeans, fit_pca, fit_standardizer, transform_rows, use_gpu
 
 

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from fairseq_signlang.data.readers import CorpusError, numbered_lines, read_cluster_ids
-from fairseq_signlang.data.writers import atomic_open
+from fairseq_signlang.io.readers import CorpusError, numbered_lines, read_cluster_ids
+from fairseq_signlang.io.writers import atomic_open
 from fairseq_signlang.features.purity import cluster_purity
 
 

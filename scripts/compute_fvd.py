@@ -11,9 +11,10 @@ import argparse
 import json
 import sys
 
-from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.data.writers import atomic_open
-from fairseq_signlang.metrics.fvd import FVD_SIZE, I3DClipFeatures, VideoSet, fvd_from_features
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.io.writers import atomic_open
+from fairseq_signlang.io.video import VideoSet
+from fairseq_signlang.metrics.fvd import FVD_SIZE, I3DClipFeatures, fvd_from_features
 
 
 def main(argv=None):

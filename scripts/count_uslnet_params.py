@@ -17,9 +17,9 @@ import torch
 from fairseq.data import Dictionary
 from omegaconf import OmegaConf
 
-from fairseq_signlang.models.complexity import complexity
-from fairseq_signlang.models.mass_transformer import UslnetTextConfig, UslnetTextModel
-from fairseq_signlang.models.uslnet_video import UslnetVideoGPTModel, UslnetVideoGPTConfig, UslnetVQVAEConfig, UslnetVQVAEModel
+from fairseq_signlang.tools.complexity import complexity
+from fairseq_signlang.models.uslnet.mass_transformer import UslnetTextConfig, UslnetTextModel
+from fairseq_signlang.models.uslnet.video import UslnetVideoGPTModel, UslnetVideoGPTConfig, UslnetVQVAEConfig, UslnetVQVAEModel
 from fairseq_signlang.tasks.uslnet_bt import MASK_SYMBOL, UslnetConfig
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "uslnet")

@@ -23,9 +23,9 @@ import logging
 import os
 import sys
 
-from fairseq_signlang.data.readers import CorpusError, open_feature_array, read_features
-from fairseq_signlang.features.cpc_training import encode_features, kmeans_units, train_cpc, unique_basenames
-from fairseq_signlang.models.cpc_sign_encoder import OUTPUTS, CPCConfig
+from fairseq_signlang.io.readers import CorpusError, open_feature_array, read_features
+from fairseq_signlang.features.cpc.training import encode_features, kmeans_units, train_cpc, unique_basenames
+from fairseq_signlang.features.cpc.encoder import OUTPUTS, CPCConfig
 
 
 def main():

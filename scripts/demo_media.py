@@ -29,15 +29,15 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from fairseq_signlang.data.procedural_signer import ProceduralSigner, render
-from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.data.sign_corpus import ClipPool, build_word_corpus, read_sign_corpus
-from fairseq_signlang.data.text_sources import kjv_sentences, restrict_vocabulary, text_file_sentences
-from fairseq_signlang.data.tts import WordSpeaker
-from fairseq_signlang.data.writers import atomic_open, write_lines
-from fairseq_signlang.features.video import read_video, write_video
-from fairseq_signlang.reports import train_demo_model, write_json
-from fairseq_signlang.training import REPO_DIR
+from fairseq_signlang.corpora.synthetic.procedural_signer import ProceduralSigner, render
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.corpora.sign_corpus import ClipPool, build_word_corpus, read_sign_corpus
+from fairseq_signlang.corpora.text_sources import kjv_sentences, restrict_vocabulary, text_file_sentences
+from fairseq_signlang.corpora.synthetic.tts import WordSpeaker
+from fairseq_signlang.io.writers import atomic_open, write_lines
+from fairseq_signlang.io.video import read_video, write_video
+from fairseq_signlang.tools.reports import train_demo_model, write_json
+from fairseq_signlang.tools.training import REPO_DIR
 
 SPLITS = ("train", "valid", "test")
 FPS, SIZE = 25, 96
@@ -183,8 +183,8 @@ def main():
     ckpt_dir = train_demo_model(data, out, args.max_update, args.seed)
 
     print("[6/6] retrieval on the test split")
-    from fairseq_signlang.evaluation import evaluate_split, load_checkpoint
-    from fairseq_signlang.reports import write_evaluation
+    from fairseq_signlang.tools.evaluation import evaluate_split, load_checkpoint
+    from fairseq_signlang.tools.reports import write_evaluation
 
     model, task = load_checkpoint(os.path.join(ckpt_dir, "checkpoint_best.pt"), data, "cpu")
     result = evaluate_split(model, task, "test")

@@ -18,9 +18,9 @@ import sys
 
 import numpy as np
 
-from fairseq_signlang.data.simulated_units import UnitCorpusSpec, build_unit_corpus
-from fairseq_signlang.data.text_sources import kjv_sentences, restrict_vocabulary, text_file_sentences
-from fairseq_signlang.reports import train_demo_model
+from fairseq_signlang.corpora.synthetic.simulated_units import UnitCorpusSpec, build_unit_corpus
+from fairseq_signlang.corpora.text_sources import kjv_sentences, restrict_vocabulary, text_file_sentences
+from fairseq_signlang.tools.reports import train_demo_model
 
 
 def mapping_picture(model, task, truth, out_png: str) -> None:
@@ -31,7 +31,7 @@ def mapping_picture(model, task, truth, out_png: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fairseq_signlang.data.writers import atomic_open
+    from fairseq_signlang.io.writers import atomic_open
 
     G = model.generator.unit_posteriors().detach().cpu().numpy()
     src, sign = task.source_dictionary, task.target_dictionary
@@ -83,8 +83,8 @@ def main():
     ckpt_dir = train_demo_model(data, out, args.max_update, args.seed)
 
     print("[4/4] retrieval on the test split")
-    from fairseq_signlang.evaluation import evaluate_split, load_checkpoint
-    from fairseq_signlang.reports import write_evaluation
+    from fairseq_signlang.tools.evaluation import evaluate_split, load_checkpoint
+    from fairseq_signlang.tools.reports import write_evaluation
 
     model, task = load_checkpoint(os.path.join(ckpt_dir, "checkpoint_best.pt"), data, "cpu")
     result = evaluate_split(model, task, "test")

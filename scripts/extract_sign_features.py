@@ -16,7 +16,7 @@ resized to --size. --nshard/--rank and resuming after a kill work as for speech 
 import argparse
 import sys
 
-from fairseq_signlang.data.readers import CorpusError
+from fairseq_signlang.io.readers import CorpusError
 from fairseq_signlang.features.pipeline import extract_clips
 
 

@@ -11,7 +11,7 @@ utterance ended; `.ids` gives each utterance's manifest row, `.bad` the rows lef
 import argparse
 import sys
 
-from fairseq_signlang.data.readers import CorpusError
+from fairseq_signlang.io.readers import CorpusError
 from fairseq_signlang.features.pipeline import extract_manifest
 
 

@@ -20,12 +20,12 @@ import json
 import os
 import sys
 
-from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.data.writers import atomic_open, write_lines
-from fairseq_signlang.features.video import read_video
-from fairseq_signlang.metrics.fvd import VideoSet
-from fairseq_signlang.sign_generation import back_translation_bleu, generate_sign_videos, generation_fvd, read_sentences
-from fairseq_signlang.uslnet_hub import UslnetHub
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.io.writers import atomic_open, write_lines
+from fairseq_signlang.io.video import read_video
+from fairseq_signlang.io.video import VideoSet
+from fairseq_signlang.tools.sign_generation import back_translation_bleu, generate_sign_videos, generation_fvd, read_sentences
+from fairseq_signlang.tools.uslnet_hub import UslnetHub
 from fairseq_signlang.viz.video_panels import contact_sheet
 
 

@@ -4,7 +4,7 @@ into {prefix}.npy/.lengths/.ids, in rank (= manifest) order, streaming."""
 import argparse
 import sys
 
-from fairseq_signlang.data.readers import CorpusError
+from fairseq_signlang.io.readers import CorpusError
 from fairseq_signlang.features.pipeline import merge_shards
 
 

@@ -7,7 +7,7 @@ eq. 10 logit curve.
 """
 import argparse
 
-from fairseq_signlang.models.sliding_window_aligner import DEFAULT_SHARPNESS
+from fairseq_signlang.models.uslnet.sliding_window_aligner import DEFAULT_SHARPNESS
 from fairseq_signlang.viz.aligner_weights import plot_length_weights
 
 

@@ -21,9 +21,9 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from fairseq_signlang.data.readers import CorpusError, numbered_lines, read_cluster_ids, read_features
-from fairseq_signlang.data.writers import atomic_array_appender, write_lines
-from fairseq_signlang.data.sign_corpus import read_sign_corpus
+from fairseq_signlang.io.readers import CorpusError, numbered_lines, read_cluster_ids, read_features
+from fairseq_signlang.io.writers import atomic_array_appender, write_lines
+from fairseq_signlang.corpora.sign_corpus import read_sign_corpus
 from fairseq_signlang.features.pooling import mean_of_pieces, merge_equal_clusters, pool_words, read_alignment_jsonl, read_librispeech_alignments
 
 

@@ -25,9 +25,9 @@ from typing import List
 
 import numpy as np
 
-from fairseq_signlang.data.fingerspelling import ALPHABET, read_letter_units
-from fairseq_signlang.data.readers import CorpusError, read_cluster_ids, read_features
-from fairseq_signlang.data.writers import atomic_open, write_dictionary, write_unit_sentences
+from fairseq_signlang.corpora.fingerspelling import ALPHABET, read_letter_units
+from fairseq_signlang.io.readers import CorpusError, read_cluster_ids, read_features
+from fairseq_signlang.io.writers import atomic_open, write_dictionary, write_unit_sentences
 
 
 def check_units_below(units: List[np.ndarray], clusters: int, path: str) -> None:

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-from fairseq_signlang.data.readers import CorpusError, numbered_lines, require_file
+from fairseq_signlang.io.readers import CorpusError, numbered_lines, require_file
 
 
 def log(msg: str) -> None:

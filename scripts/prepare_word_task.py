@@ -13,8 +13,8 @@ import argparse
 import os
 import sys
 
-from fairseq_signlang.data.readers import CorpusError, read_cluster_ids
-from fairseq_signlang.data.writers import write_dictionary, write_unit_sentences
+from fairseq_signlang.io.readers import CorpusError, read_cluster_ids
+from fairseq_signlang.io.writers import write_dictionary, write_unit_sentences
 
 
 def main():

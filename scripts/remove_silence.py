@@ -12,9 +12,9 @@ import sys
 import soundfile as sf
 from tqdm import tqdm
 
-from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.data.writers import atomic_open, write_lines
-from fairseq_signlang.features.audio import read_audio, read_manifest
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.io.writers import atomic_open, write_lines
+from fairseq_signlang.io.audio import read_audio, read_manifest
 from fairseq_signlang.features.vad import remove_silence, speech_spans
 
 

@@ -17,8 +17,8 @@ import torch
 
 from fairseq_signlang.criterions.uslnet_video import psnr
 from fairseq_signlang.data.video_windows import DecodedClipCache, clip_tensor
-from fairseq_signlang.features.video import read_clip_manifest, write_video
-from fairseq_signlang.models.uslnet_video import UslnetVideoGPTModel, load_video_model
+from fairseq_signlang.io.video import read_clip_manifest, write_video
+from fairseq_signlang.models.uslnet.video import UslnetVideoGPTModel, load_video_model
 from fairseq_signlang.viz.video_panels import contact_sheet, side_by_side, to_frames
 
 

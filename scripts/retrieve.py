@@ -9,9 +9,9 @@ import argparse
 import sys
 
 import fairseq_signlang  # noqa: F401  (registers the task; safe checkpoint loading)
-from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.evaluation import evaluate_split, load_checkpoint
-from fairseq_signlang.reports import write_evaluation
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.tools.evaluation import evaluate_split, load_checkpoint
+from fairseq_signlang.tools.reports import write_evaluation
 
 
 def main():

@@ -10,8 +10,8 @@ import argparse
 import json
 import sys
 
-from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.data.writers import atomic_open
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.io.writers import atomic_open
 from fairseq_signlang.metrics.bleu import bleu_scores, read_fairseq_generate, read_sentence_files, strip_sentencepiece
 
 

@@ -7,9 +7,9 @@ import sys
 
 from tqdm import tqdm
 
-from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.data.writers import write_lines
-from fairseq_signlang.features.audio import AUDIO_EXTENSIONS, audio_frames, find_audio
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.io.writers import write_lines
+from fairseq_signlang.io.audio import AUDIO_EXTENSIONS, audio_frames, find_audio
 
 
 def main():

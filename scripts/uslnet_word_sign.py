@@ -27,9 +27,9 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
-from fairseq_signlang.data.writers import atomic_open
+from fairseq_signlang.io.writers import atomic_open
 from fairseq_signlang.metrics.bleu import bleu_scores, read_fairseq_generate, strip_sentencepiece
-from fairseq_signlang.training import PACKAGE_DIR, REPO_DIR, run_hydra_train
+from fairseq_signlang.tools.training import PACKAGE_DIR, REPO_DIR, run_hydra_train
 
 CONFIGS = os.path.join(REPO_DIR, "examples", "uslnet")
 SCRIPTS = os.path.join(REPO_DIR, "scripts")

@@ -12,10 +12,10 @@ import sys
 
 from tqdm import tqdm
 
-from fairseq_signlang.data.readers import CorpusError
+from fairseq_signlang.io.readers import CorpusError
 from fairseq_signlang.data.video_windows import DecodedClipCache, numbered_clips
-from fairseq_signlang.data.writers import write_lines
-from fairseq_signlang.features.video import write_clip_manifest
+from fairseq_signlang.io.writers import write_lines
+from fairseq_signlang.io.video import write_clip_manifest
 
 
 def main(argv=None):

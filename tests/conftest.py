@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-from fairseq_signlang.data.simulated_units import UnitCorpusSpec, build_unit_corpus, markov_sentences
+from fairseq_signlang.corpora.synthetic.simulated_units import UnitCorpusSpec, build_unit_corpus, markov_sentences
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(REPO, "examples", "speech2sign_u")

@@ -3,9 +3,9 @@ units are the letters themselves (a=0 .. z=25), the speech is simulated segment 
 import os
 from collections import Counter
 
-from fairseq_signlang.data.fingerspelling import letter_ids, letters_of, simulate_speech_segments
-from fairseq_signlang.data.text_sources import stdlib_docstring_sentences
-from fairseq_signlang.data.writers import write_dictionary, write_features, write_unit_sentences
+from fairseq_signlang.corpora.fingerspelling import letter_ids, letters_of, simulate_speech_segments
+from fairseq_signlang.corpora.text_sources import stdlib_docstring_sentences
+from fairseq_signlang.io.writers import write_dictionary, write_features, write_unit_sentences
 
 
 def char_task_folder(out: str, num_train: int, num_valid: int, max_segments_per_letter: int = 1, noise: float = 0.3, dim: int = 16, max_letters: int = 60) -> dict:

@@ -13,7 +13,7 @@ import torch
 from fairseq.data import Dictionary
 from omegaconf import OmegaConf
 
-from fairseq_signlang.training import PACKAGE_DIR, hydra_train_command, log_records, run_hydra_train
+from fairseq_signlang.tools.training import PACKAGE_DIR, hydra_train_command, log_records, run_hydra_train
 
 from .conftest import CONFIG_DIR, REPO
 from .gan_corpora import char_task_folder
@@ -110,7 +110,7 @@ def test_paper_size_char_config_builds_and_runs_a_batch(tmp_path):
     """char_fingerspelling.yaml, wav2vec-U's sizes: a discriminator of two 384-wide hidden causal
     convolutions of width 6 over 26 units; a generator from 512-dim features."""
     from fairseq_signlang.criterions.wav2vec_u_gan import Wav2vecUGANConfig, Wav2vecUGANCriterion
-    from fairseq_signlang.models.conv_generator import Speech2SignUCharModel, Speech2SignUCharModelConfig
+    from fairseq_signlang.models.speech2sign_u.conv_generator import Speech2SignUCharModel, Speech2SignUCharModelConfig
 
     cfg = OmegaConf.load(os.path.join(CONFIG_DIR, "char_fingerspelling.yaml"))
     model_cfg = OmegaConf.merge(OmegaConf.structured(Speech2SignUCharModelConfig), {k: v for k, v in cfg.model.items() if k != "_name"})

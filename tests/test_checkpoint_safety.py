@@ -8,7 +8,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.serialization import add_safe_globals, clear_safe_globals, get_safe_globals, get_unsafe_globals_in_checkpoint
 
-from fairseq_signlang.checkpoint_safety import allow_fairseq_checkpoints, fairseq_checkpoint_globals
+from fairseq_signlang.io.checkpoints import allow_fairseq_checkpoints, fairseq_checkpoint_globals
 
 
 @pytest.fixture

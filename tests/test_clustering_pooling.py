@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from fairseq_signlang.data.readers import CorpusError, read_features
-from fairseq_signlang.data.writers import write_features, write_lines
+from fairseq_signlang.io.readers import CorpusError, read_features
+from fairseq_signlang.io.writers import write_features, write_lines
 from fairseq_signlang.features.clustering import assign_clusters, fit_kmeans, fit_pca
 from fairseq_signlang.features.pooling import merge_equal_clusters, pool_words, read_alignment_jsonl, read_librispeech_alignments
 from fairseq_signlang.features.purity import cluster_purity

@@ -7,9 +7,9 @@ from collections import Counter
 
 import numpy as np
 
-from fairseq_signlang.data.readers import load_dictionary, read_features, read_units
-from fairseq_signlang.data.simulated_units import UnitCorpusSpec, build_unit_corpus, markov_sentences
-from fairseq_signlang.data.text_sources import restrict_vocabulary, text_file_sentences
+from fairseq_signlang.io.readers import load_dictionary, read_features, read_units
+from fairseq_signlang.corpora.synthetic.simulated_units import UnitCorpusSpec, build_unit_corpus, markov_sentences
+from fairseq_signlang.corpora.text_sources import restrict_vocabulary, text_file_sentences
 
 from .conftest import REPO
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from fairseq_signlang.data.readers import CorpusError, read_features
-from fairseq_signlang.data.writers import write_features
-from fairseq_signlang.features.cpc_training import encode_features, train_cpc
-from fairseq_signlang.models.cpc_sign_encoder import (
+from fairseq_signlang.io.readers import CorpusError, read_features
+from fairseq_signlang.io.writers import write_features
+from fairseq_signlang.features.cpc.training import encode_features, train_cpc
+from fairseq_signlang.features.cpc.encoder import (
     CPCConfig, CPCSignEncoder, frame_mask, load_checkpoint, pair_counts, sample_negatives, save_checkpoint)
 
 from .conftest import REPO

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from fairseq_signlang.data.simulated_units import markov_sentences
-from fairseq_signlang.features.video import read_video
+from fairseq_signlang.corpora.synthetic.simulated_units import markov_sentences
+from fairseq_signlang.io.video import read_video
 
 from .conftest import REPO
 

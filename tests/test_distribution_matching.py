@@ -57,7 +57,7 @@ def test_criterion_in_half_precision_matches_float(known_mapping_corpus):
     from fairseq import tasks
 
     from fairseq_signlang.criterions.unigram_skipgram_l1 import UnigramSkipgramL1Config, UnigramSkipgramL1Criterion
-    from fairseq_signlang.models.linear_generator import Speech2SignUWordModel, Speech2SignUWordModelConfig
+    from fairseq_signlang.models.speech2sign_u.linear_generator import Speech2SignUWordModel, Speech2SignUWordModelConfig
     from fairseq_signlang.tasks.speech2sign_u_word import Speech2SignUWordConfig
 
     task = tasks.TASK_REGISTRY["speech2sign_u_word"].setup_task(Speech2SignUWordConfig(data=known_mapping_corpus[0], seed=1))

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.features.video import ClipRow, write_clip_manifest, write_video
-from fairseq_signlang.features.visual_models import build_from_checkpoint, save_random_visual_model
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.io.video import ClipRow, write_clip_manifest, write_video
+from fairseq_signlang.features.visual_models import build_from_checkpoint
+
+from .random_weights import save_random_visual_model
 from fairseq_signlang.metrics import fvd as fvd_module
 from fairseq_signlang.metrics.bleu import bleu_scores, read_fairseq_generate, read_sentence_files, strip_sentencepiece
 from fairseq_signlang.metrics.fvd import fvd, fvd_from_features, frechet_distance, gaussian_stats, i3d_features

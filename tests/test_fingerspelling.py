@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from fairseq.data import Dictionary
 
-from fairseq_signlang.data.fingerspelling import (
+from fairseq_signlang.corpora.fingerspelling import (
     ALPHABET, LETTER_ID, SIGN_CONFUSABLE_LETTERS, SPEECH_CONFUSABLE_LETTERS, LetterPool, SpeechSimulation,
     build_fingerspelling_corpus, letters_of, simulate_speech_segments, synthesize_letter_pool,
 )
-from fairseq_signlang.data.readers import CorpusError, read_features
-from fairseq_signlang.data.text_sources import stdlib_docstring_sentences
+from fairseq_signlang.io.readers import CorpusError, read_features
+from fairseq_signlang.corpora.text_sources import stdlib_docstring_sentences
 
 from .conftest import REPO
 

@@ -17,8 +17,8 @@ from fairseq_signlang.criterions.adversarial import (
     smoothness_penalty,
 )
 from fairseq_signlang.criterions.word_gan import squared_mmd
-from fairseq_signlang.models.conv_generator import join_segments
-from fairseq_signlang.models.unit_discriminator import UnitSequenceDiscriminator
+from fairseq_signlang.models.speech2sign_u.conv_generator import join_segments
+from fairseq_signlang.models.speech2sign_u.unit_discriminator import UnitSequenceDiscriminator
 
 
 def linear_discriminator(weights, bias=0.0):

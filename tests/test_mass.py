@@ -17,9 +17,11 @@ from omegaconf import OmegaConf
 
 import fairseq_signlang  # noqa: F401  (registration, checkpoint allow-list)
 from fairseq_signlang.data.mass_noise import MassDataset, mass_mask
-from fairseq_signlang.data.text_sources import stdlib_docstring_sentences
-from fairseq_signlang.models.mass_transformer import TINY_SETTINGS, UslnetTextConfig, UslnetTextModel
-from fairseq_signlang.training import log_records, run_hydra_train
+from fairseq_signlang.corpora.text_sources import stdlib_docstring_sentences
+from fairseq_signlang.models.uslnet.mass_transformer import UslnetTextConfig, UslnetTextModel
+
+from .random_weights import TINY_SETTINGS
+from fairseq_signlang.tools.training import log_records, run_hydra_train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USLNET_CONFIGS = os.path.join(REPO, "examples", "uslnet")

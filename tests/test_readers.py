@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from fairseq_signlang.data.readers import CorpusError, load_dictionary, read_features, read_units
-from fairseq_signlang.data.writers import write_dictionary, write_lines
+from fairseq_signlang.io.readers import CorpusError, load_dictionary, read_features, read_units
+from fairseq_signlang.io.writers import write_dictionary, write_lines
 
 
 @pytest.fixture

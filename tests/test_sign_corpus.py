@@ -8,10 +8,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from fairseq_signlang.data.procedural_signer import ProceduralSigner, render
-from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.data.sign_corpus import ClipPool, build_word_corpus, read_sign_corpus
-from fairseq_signlang.features.video import read_clip_manifest, read_video, write_video
+from fairseq_signlang.corpora.synthetic.procedural_signer import ProceduralSigner, render
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.corpora.sign_corpus import ClipPool, build_word_corpus, read_sign_corpus
+from fairseq_signlang.io.video import read_clip_manifest, read_video, write_video
 
 from .conftest import REPO
 

@@ -7,15 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from fairseq_signlang.data.procedural_signer import HEAD_COLOUR, RIGHT_HAND_COLOUR, ProceduralSigner, render
-from fairseq_signlang.data.readers import CorpusError, read_features
-from fairseq_signlang.features.glove_tracker import GloveTracker
+from fairseq_signlang.corpora.synthetic.procedural_signer import ProceduralSigner, render
+from fairseq_signlang.io.readers import CorpusError, read_features
+from fairseq_signlang.features.glove_tracker import HEAD_COLOUR, RIGHT_HAND_COLOUR, GloveTracker
 from fairseq_signlang.features.pose import PARTS, landmark_array
-from fairseq_signlang.features.video import ClipRow, write_clip_manifest, write_video
+from fairseq_signlang.io.video import ClipRow, write_clip_manifest, write_video
 from fairseq_signlang.features.visual_models import (
-    I3D_WIDTHS, VGG, VGG19_LAYOUT, I3DExtractor, InceptionI3D, VGGFrameExtractor, build_from_checkpoint, save_random_visual_model,
+    I3D_WIDTHS, VGG, VGG19_LAYOUT, I3DExtractor, InceptionI3D, VGGFrameExtractor, build_from_checkpoint
 )
 
+from .random_weights import save_random_visual_model
 from .test_speech_features import run_script
 
 

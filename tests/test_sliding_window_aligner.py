@@ -7,7 +7,7 @@ import runpy
 import pytest
 import torch
 
-from fairseq_signlang.models.sliding_window_aligner import (LengthMapper, SlidingWindowAligner, length_weights,
+from fairseq_signlang.models.uslnet.sliding_window_aligner import (SlidingWindowAligner, length_mapper, length_weights,
                                                             window_of)
 
 torch.set_num_threads(1)
@@ -88,7 +88,7 @@ def batch(lengths, d=5, seed=0):
 @pytest.mark.parametrize("connection", ["soft", "hard", "pooling"])
 def test_padded_batch_matches_examples_alone(connection):
     torch.manual_seed(0)
-    mapper = LengthMapper(connection, max_source_len=12, max_target_len=9)
+    mapper = length_mapper(connection, max_source_len=12, max_target_len=9)
     x, m = batch([7, 3, 12, 1])
     n = torch.tensor([4, 9, 2, 3])
     y = mapper(x, m, n)
@@ -107,7 +107,7 @@ def test_padded_batch_matches_examples_alone(connection):
 
 def test_pooling_is_a_learned_length_map():
     torch.manual_seed(0)
-    mapper = LengthMapper("pooling", max_source_len=10, max_target_len=6)
+    mapper = length_mapper("pooling", max_source_len=10, max_target_len=6)
     assert mapper.pool.weight.shape == (6, 10)
     x, m = batch([10, 4])
     x.requires_grad_(True)
@@ -160,7 +160,7 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="connection"):
         length_weights(6, 4, "sliding")
     with pytest.raises(ValueError, match="connection"):
-        LengthMapper("Soft")
+        length_mapper("Soft")
     with pytest.raises(ValueError, match="connection"):
         SlidingWindowAligner(4, 4, 4, connection="attention")
     with pytest.raises(ValueError, match="pooling"):
@@ -174,19 +174,19 @@ def test_bad_input_errors():
         window_of(4, 6, 4)
     x, m = batch([3, 2])
     with pytest.raises(ValueError, match="source_lengths"):
-        LengthMapper()(x, torch.tensor([3, 0]), torch.tensor([2, 2]))
+        length_mapper()(x, torch.tensor([3, 0]), torch.tensor([2, 2]))
     with pytest.raises(ValueError, match="target_lengths"):
-        LengthMapper()(x, m, torch.tensor([0, 2]))
+        length_mapper()(x, m, torch.tensor([0, 2]))
     with pytest.raises(ValueError, match="source_lengths"):
-        LengthMapper()(x, torch.tensor([4, 2]), torch.tensor([2, 2]))
+        length_mapper()(x, torch.tensor([4, 2]), torch.tensor([2, 2]))
     with pytest.raises(ValueError, match="video_frames"):
         SlidingWindowAligner(5, 4, 4).text_to_video(x, m, video_frames=0)
     # pooling needs its maxima and refuses lengths above them
     with pytest.raises(ValueError, match="max_source_len"):
-        LengthMapper("pooling", max_target_len=4)
+        length_mapper("pooling", max_target_len=4)
     with pytest.raises(ValueError, match="max_text_len"):
         SlidingWindowAligner(5, 4, 4, connection="pooling", max_video_len=8)
-    pool = LengthMapper("pooling", max_source_len=2, max_target_len=4)
+    pool = length_mapper("pooling", max_source_len=2, max_target_len=4)
     with pytest.raises(ValueError, match="max_source_len 2"):
         pool(x, m, torch.tensor([2, 2]))
     with pytest.raises(ValueError, match="max_target_len 4"):

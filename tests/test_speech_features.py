@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fairseq_signlang.data.readers import CorpusError, read_features
-from fairseq_signlang.features.audio import read_audio, read_manifest
+from fairseq_signlang.io.readers import CorpusError, read_features
+from fairseq_signlang.io.audio import read_audio, read_manifest
 from fairseq_signlang.features.logmel import LogMelExtractor
 from fairseq_signlang.features.pipeline import extract_manifest, merge_shards
 
@@ -40,7 +40,7 @@ def run_script(name, *args, **kwargs):
 
 @pytest.fixture(scope="module")
 def w2v_checkpoint(tmp_path_factory):
-    from fairseq_signlang.features.wav2vec2 import save_random_wav2vec2
+    from .random_weights import save_random_wav2vec2
 
     path = str(tmp_path_factory.mktemp("w2v") / "wav2vec2_small_random.pt")
     save_random_wav2vec2(path, encoder_layers=3, dim=32)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.data.tts import DEFAULT_VOICES, Voice, WordSpeaker, synthesize
-from fairseq_signlang.features.audio import read_audio
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.corpora.synthetic.tts import DEFAULT_VOICES, Voice, WordSpeaker, synthesize
+from fairseq_signlang.io.audio import read_audio
 from fairseq_signlang.features.pooling import pool_words
 from fairseq_signlang.features.vad import remove_silence, speech_spans
 

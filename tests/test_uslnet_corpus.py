@@ -1,4 +1,4 @@
-"""The USLNet word-sign corpus (fairseq_signlang.data.uslnet_corpus, scripts/build_uslnet_corpus.py):
+"""The USLNet word-sign corpus (fairseq_signlang.corpora.uslnet_corpus, scripts/build_uslnet_corpus.py):
 disjoint text and video halves, paired files, clips whose length follows their words, evaluation
 text that matches its manifests, determinism, a word-level binarized text side, argument errors."""
 import json
@@ -9,9 +9,9 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.data.uslnet_corpus import balance_coverage, build_word_sign_corpus
-from fairseq_signlang.features.video import read_clip_manifest, read_video
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.corpora.uslnet_corpus import balance_coverage, build_word_sign_corpus
+from fairseq_signlang.io.video import read_clip_manifest, read_video
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 build_main = runpy.run_path(os.path.join(REPO, "scripts", "build_uslnet_corpus.py"))["main"]

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.features.video import read_clip_manifest, read_video, write_video
-from fairseq_signlang.features.visual_models import save_random_visual_model
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.io.video import read_clip_manifest, read_video, write_video
+from .random_weights import save_random_visual_model
 from fairseq_signlang.metrics.bleu import read_fairseq_generate, strip_sentencepiece
-from fairseq_signlang.training import hydra_train_command, log_records, run_hydra_train
-from fairseq_signlang.uslnet_hub import UslnetHub
+from fairseq_signlang.tools.training import hydra_train_command, log_records, run_hydra_train
+from fairseq_signlang.tools.uslnet_hub import UslnetHub
 
 from .conftest import REPO, free_port, gloo_overrides
 from .uslnet_corpora import USLNET_CONFIGS
@@ -192,7 +192,7 @@ def test_paper_size_joint_config_has_the_papers_shapes():
     stage (4 x 16 x 16 codes of 256 dims, GPT width 576)."""
     import yaml
 
-    from fairseq_signlang.models.sliding_window_aligner import SlidingWindowAligner
+    from fairseq_signlang.models.uslnet.sliding_window_aligner import SlidingWindowAligner
 
     paper, tiny, gpt = (yaml.safe_load(open(os.path.join(USLNET_CONFIGS, f"{n}.yaml"))) for n in ("joint", "joint_tiny", "video_gpt"))
     for group in ("task", "model", "criterion", "dataset", "checkpoint"):

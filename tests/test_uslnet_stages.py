@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from fairseq_signlang.data.video_windows import DecodedClipCache, VideoWindowDataset
-from fairseq_signlang.features.video import ClipRow, read_video, write_clip_manifest, write_video
-from fairseq_signlang.models.uslnet_video import load_video_model
-from fairseq_signlang.training import hydra_train_command, log_records, run_hydra_train
+from fairseq_signlang.io.video import ClipRow, read_video, write_clip_manifest, write_video
+from fairseq_signlang.models.uslnet.video import load_video_model
+from fairseq_signlang.tools.training import hydra_train_command, log_records, run_hydra_train
 
 from .conftest import REPO
 from .uslnet_corpora import USLNET_CONFIGS as CONFIG_DIR, video_overrides as overrides

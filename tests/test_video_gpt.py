@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fairseq_signlang.models.video_gpt import VideoGPT
+from fairseq_signlang.models.uslnet.video_gpt import VideoGPT
 
 SHAPE = (2, 3, 4)  # L = 24
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from fairseq_signlang.data.procedural_signer import NUM_LANDMARKS, ProceduralSigner, render
-from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.features.video import read_video, write_video
+from fairseq_signlang.corpora.synthetic.procedural_signer import NUM_LANDMARKS, ProceduralSigner, render
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.io.video import read_video, write_video
 
 
 def moving_bar(T=50, H=64, W=80):

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fairseq_signlang.models.video_vqvae import EMACodebook, VQVAE
+from fairseq_signlang.models.uslnet.video_vqvae import EMACodebook, VQVAE
 
 
 @pytest.mark.parametrize("downsample, strides", [

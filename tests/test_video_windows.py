@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from fairseq_signlang.data import video_windows
-from fairseq_signlang.data.readers import CorpusError
-from fairseq_signlang.data.video_windows import DecodedClipCache, VideoWindowDataset, check_downsampling, clip_tensor
-from fairseq_signlang.features.video import ClipRow, write_video
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.data.video_windows import DecodedClipCache, VideoWindowDataset, clip_tensor
+from fairseq_signlang.models.uslnet.geometry import check_downsampling
+from fairseq_signlang.io.video import ClipRow, write_video
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

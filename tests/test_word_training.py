@@ -11,8 +11,8 @@ import time
 import pytest
 import torch
 
-from fairseq_signlang.evaluation import evaluate_split, load_checkpoint
-from fairseq_signlang.training import PACKAGE_DIR, hydra_train_command, log_records, run_hydra_train
+from fairseq_signlang.tools.evaluation import evaluate_split, load_checkpoint
+from fairseq_signlang.tools.training import PACKAGE_DIR, hydra_train_command, log_records, run_hydra_train
 
 from .conftest import CONFIG_DIR, REPO, free_port, gloo_overrides
 
@@ -176,7 +176,7 @@ def test_two_process_cpu_training_sees_twice_the_data(known_mapping_corpus, tmp_
 def test_continuous_feature_input_trains(tmp_path):
     """speech_input=features: pooled per-word vectors instead of cluster ids. Learns more slowly
     than units (as the paper finds) and wants a smaller lr, since a dense input moves every logit."""
-    from fairseq_signlang.data.simulated_units import UnitCorpusSpec, build_unit_corpus, markov_sentences
+    from fairseq_signlang.corpora.synthetic.simulated_units import UnitCorpusSpec, build_unit_corpus, markov_sentences
 
     data = str(tmp_path / "data")
     vocab = [f"w{i}" for i in range(100)]
@@ -198,7 +198,7 @@ def test_continuous_feature_input_trains(tmp_path):
 def test_paper_configs_train_at_paper_sizes(config, vocab, clusters_per_word, max_skip, tmp_path):
     """The paper's configs, for shapes: |X| = 4 x vocabulary speech clusters (2000 for 1000),
     |Y| = vocabulary sign units, K skip-grams, lr 0.4; two updates on a small corpus."""
-    from fairseq_signlang.data.simulated_units import UnitCorpusSpec, build_unit_corpus, markov_sentences
+    from fairseq_signlang.corpora.synthetic.simulated_units import UnitCorpusSpec, build_unit_corpus, markov_sentences
 
     data = str(tmp_path / "data")
     words = [f"w{i}" for i in range(vocab)]
@@ -235,7 +235,7 @@ def test_reference_with_wrong_word_count_names_line(known_mapping_corpus, tmp_pa
 
     from fairseq import tasks
 
-    from fairseq_signlang.data.readers import CorpusError
+    from fairseq_signlang.io.readers import CorpusError
     from fairseq_signlang.tasks.speech2sign_u_word import Speech2SignUWordConfig
 
     data = str(tmp_path / "data")

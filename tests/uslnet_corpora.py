@@ -5,10 +5,10 @@ import os
 import numpy as np
 import pytest
 
-from fairseq_signlang.training import run_hydra_train
+from fairseq_signlang.tools.training import run_hydra_train
 
-from fairseq_signlang.data.procedural_signer import ProceduralSigner, render
-from fairseq_signlang.features.video import ClipRow, write_clip_manifest, write_video
+from fairseq_signlang.corpora.synthetic.procedural_signer import ProceduralSigner, render
+from fairseq_signlang.io.video import ClipRow, write_clip_manifest, write_video
 
 VOCAB = [f"sign{i}" for i in range(12)]
 USLNET_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "uslnet")

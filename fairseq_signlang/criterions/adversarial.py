@@ -14,7 +14,8 @@ from fairseq import metrics
 from fairseq.criterions import FairseqCriterion
 from torch import Tensor
 
-from .distribution_matching import perplexity
+from fairseq_signlang.criterions.distribution_matching import perplexity
+from fairseq_signlang.criterions.log_sums import log_totals
 
 GENERATOR, DISCRIMINATOR = "generator", "discriminator"
 
@@ -92,9 +93,7 @@ class AlternatingGANCriterion(FairseqCriterion):
 
     @staticmethod
     def reduce_adversarial_metrics(logging_outputs, d_keys, g_keys, other_keys=()) -> None:
-        def total(key):
-            return sum(log.get(key, 0) for log in logging_outputs)
-
+        total = log_totals(logging_outputs)
         n = total("sample_size")
         metrics.log_scalar("loss", total("loss") / max(n, 1), n, round=4)
         for keys, count in ((d_keys, "d_sentences"), (g_keys, "g_sentences")):

@@ -11,7 +11,7 @@ from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
-from .distribution_matching import (
+from fairseq_signlang.criterions.distribution_matching import (
     expected_positional_unigram,
     expected_skipgram,
     perplexity,

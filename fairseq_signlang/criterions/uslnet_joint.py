@@ -21,6 +21,9 @@ from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
+from fairseq_signlang.criterions.log_sums import log_totals
+from fairseq_signlang.models.eval_mode import eval_mode
+
 TERMS = ("text", "codebook", "video", "t2v2t", "v2t2v", "sup_v2t", "sup_t2v")
 MEANS = ("recon_mse", "perplexity", "pseudo_text_len")  # logged as the mean over the batches that have them
 
@@ -102,7 +105,7 @@ class UslnetJointCriterion(FairseqCriterion):
                 loss = loss + self.frame_loss_weight * F.mse_loss(model.video.expected_frames(logits), video)
             terms["video"] = self.alphas["video"] * loss
         if self.alphas["t2v2t"]:
-            with torch.no_grad(), evaluating(model):
+            with torch.no_grad(), eval_mode(model):
                 pseudo_codes = model.generate_codes(tokens, lengths, temperature=self.bt_temperature)
             memory = model.encoder.forward_codes(pseudo_codes, model.pseudo_durations(lengths))
             logits, _ = model.decode_text(sample["sentences"]["prev_output_tokens"], memory)
@@ -110,7 +113,7 @@ class UslnetJointCriterion(FairseqCriterion):
             terms["t2v2t"] = self.alphas["t2v2t"] * nll
             log.update(t2v2t_correct=correct, t2v2t_count=count)
         if self.alphas["v2t2v"]:
-            with torch.no_grad(), evaluating(model):
+            with torch.no_grad(), eval_mode(model):
                 memory = model.encoder.forward_codes(codes, durations)
                 max_len = int(math.ceil(self.bt_max_len_ratio * int(memory["src_lengths"][0].max())))
                 pseudo, pseudo_lengths = model.greedy_translate(memory, max_len)
@@ -138,7 +141,7 @@ class UslnetJointCriterion(FairseqCriterion):
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
-        total = lambda key: sum(log.get(key, 0) for log in logging_outputs)  # noqa: E731
+        total = log_totals(logging_outputs)
         batches = total("batches")
         metrics.log_scalar("loss", total("loss") / max(batches, 1), batches, round=4)
         for term in TERMS:
@@ -160,16 +163,3 @@ class UslnetJointCriterion(FairseqCriterion):
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
         return True
-
-
-class evaluating:
-    """Context: the model in eval mode (dropout off, no codebook updates), then back."""
-
-    def __init__(self, model):
-        self.model, self.was_training = model, model.training
-
-    def __enter__(self):
-        self.model.eval()
-
-    def __exit__(self, *exc):
-        self.model.train(self.was_training)

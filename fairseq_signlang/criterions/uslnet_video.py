@@ -10,6 +10,8 @@ from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
+from fairseq_signlang.criterions.log_sums import log_totals
+
 
 def psnr(mse: float) -> float:
     return 10 * math.log10(1.0 / max(mse, 1e-12))
@@ -92,8 +94,8 @@ class VideoGPTCriterion(FairseqCriterion):
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
-        n = sum(log.get("sample_size", 0) for log in logging_outputs)
-        total = lambda key: sum(log.get(key, 0) for log in logging_outputs)  # noqa: E731
+        total = log_totals(logging_outputs)
+        n = total("sample_size")
         metrics.log_scalar("loss", total("loss") / max(n, 1) / math.log(2), n, round=4)
         metrics.log_scalar("nll_loss", total("nll_loss") / max(n, 1) / math.log(2), n, round=4)
         metrics.log_scalar("code_accuracy", 100 * total("accuracy") / max(n, 1), n, round=2)

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from fairseq.criterions import register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
-from ..models.unit_discriminator import UnitSequenceDiscriminator
-from .adversarial import AlternatingGANCriterion, code_diversity_penalty, gradient_penalty, one_hot_units, smoothness_penalty
-from .distribution_matching import perplexity
+from fairseq_signlang.models.speech2sign_u.unit_discriminator import UnitSequenceDiscriminator
+from fairseq_signlang.criterions.adversarial import AlternatingGANCriterion, code_diversity_penalty, gradient_penalty, one_hot_units, smoothness_penalty
+from fairseq_signlang.criterions.distribution_matching import perplexity
 
 
 @dataclass

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset
 
-from .packed import PackedSequences
+from fairseq_signlang.data.packed import PackedSequences
 
 
 class UnpairedSpeechSignDataset(FairseqDataset):

@@ -10,8 +10,9 @@ import torch
 from fairseq.data import FairseqDataset, data_utils
 from tqdm import tqdm
 
-from .readers import CorpusError
-from .video_windows import DecodedClipCache, clip_tensor, numbered_clips, sample_evenly
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.data.video_windows import DecodedClipCache, clip_tensor, numbered_clips
+from fairseq_signlang.io.video import sample_evenly
 
 logger = logging.getLogger(__name__)
 

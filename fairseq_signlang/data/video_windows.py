@@ -21,8 +21,8 @@ import torch
 from fairseq.data import FairseqDataset
 from tqdm import tqdm
 
-from ..features.video import ClipRow, iter_video, read_clip_manifest
-from .readers import CorpusError, numbered_lines
+from fairseq_signlang.io.readers import CorpusError, numbered_lines
+from fairseq_signlang.io.video import ClipRow, center_crop, iter_video, read_clip_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -125,18 +125,6 @@ class DecodedClipCache:
                 os.remove(tmp)
 
 
-def center_crop(frames: np.ndarray, size: int) -> np.ndarray:
-    """The central size x size square of an image (H, W, 3) or of frames (T, H, W, 3)."""
-    top, left = (frames.shape[-3] - size) // 2, (frames.shape[-2] - size) // 2
-    return frames[..., top : top + size, left : left + size, :]
-
-
-def sample_evenly(frames: np.ndarray, count: int) -> np.ndarray:
-    """`count` frames spread evenly over a whole clip (repeating frames of a shorter one): how
-    the joint stage makes one VQ-VAE window of a clip, in training, translation and FVD alike."""
-    return frames[np.linspace(0, len(frames) - 1, count).round().astype(np.int64)]
-
-
 def clip_tensor(frames: np.ndarray) -> torch.Tensor:
     """Frames (T, R, R, 3) uint8 -> FloatTensor (3, T, R, R) in [-0.5, 0.5], the VQ-VAE's input
     (copied out of the memory map, so the tensor is writable and the cache file is not held)."""
@@ -144,23 +132,6 @@ def clip_tensor(frames: np.ndarray) -> torch.Tensor:
         raise ValueError(f"expected frames (T, H, W, 3), got {frames.shape}")
     x = torch.from_numpy(np.array(frames, dtype=np.float32))
     return x.div_(255.0).sub_(0.5).permute(3, 0, 1, 2).contiguous()
-
-
-def check_downsampling(resolution: int, window_frames: int, downsample: tuple) -> None:
-    """Fail before training when the VQ-VAE's (time, height, width) down-sampling does not divide
-    the window: the encoder would silently drop frames or pixels and the decoder could not
-    reconstruct the input's shape."""
-    if len(downsample) != 3 or any(int(d) != d or d < 1 for d in downsample):
-        raise ValueError(f"model.downsample must be three positive integers (time, height, width), got {list(downsample)}")
-    t, h, w = (int(d) for d in downsample)
-    problems = []
-    if window_frames % t:
-        problems.append(f"task.window_frames {window_frames} is not divisible by the VQ-VAE's temporal down-sampling {t} (model.downsample)")
-    for d in dict.fromkeys((h, w)):
-        if resolution % d:
-            problems.append(f"task.resolution {resolution} is not divisible by the VQ-VAE's spatial down-sampling {d} (model.downsample)")
-    if problems:
-        raise ValueError("; ".join(problems))
 
 
 class VideoWindowDataset(FairseqDataset):

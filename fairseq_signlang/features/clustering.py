@@ -6,7 +6,7 @@ from typing import Callable, Optional
 import numpy as np
 from tqdm import tqdm
 
-from ..data.writers import atomic_array_appender
+from fairseq_signlang.io.writers import atomic_array_appender
 
 
 def _faiss():

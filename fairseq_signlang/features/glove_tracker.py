@@ -11,9 +11,9 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from ..data.procedural_signer import HEAD_COLOUR, LEFT_HAND_COLOUR, RIGHT_HAND_COLOUR
-
 Colour = Tuple[int, int, int]
+# the glove colours tracked by default (the procedural signer draws its hands in them)
+HEAD_COLOUR, RIGHT_HAND_COLOUR, LEFT_HAND_COLOUR = (200, 160, 130), (250, 150, 40), (60, 200, 90)
 PER_HAND = ("x", "y", "area", "spread_x", "spread_y", "tilt", "velocity_x", "velocity_y")
 
 

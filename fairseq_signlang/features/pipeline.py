@@ -9,11 +9,11 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from ..data.readers import CorpusError, read_lengths
-from ..data.writers import atomic_array_appender, save_array, write_lines
-from .audio import read_audio, read_manifest
-from .video import read_clip_manifest, read_video
-from .streaming import ResumableFeatureWriter
+from fairseq_signlang.io.readers import CorpusError, read_lengths
+from fairseq_signlang.io.writers import atomic_array_appender, save_array, write_lines
+from fairseq_signlang.io.audio import read_audio, read_manifest
+from fairseq_signlang.io.video import read_clip_manifest, read_video
+from fairseq_signlang.features.streaming import ResumableFeatureWriter
 
 
 def shard_prefix(prefix: str, rank: int, nshard: int) -> str:

@@ -5,7 +5,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from ..data.readers import CorpusError, numbered_lines
+from fairseq_signlang.io.readers import CorpusError, numbered_lines
 
 Word = Tuple[str, float, float]  # word, start, end (seconds)
 

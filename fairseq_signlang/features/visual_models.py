@@ -17,7 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data.readers import CorpusError
+from fairseq_signlang.io.device import default_device
+from fairseq_signlang.io.readers import CorpusError
 
 MIXED = ("Mixed_3b", "Mixed_3c", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f", "Mixed_5b", "Mixed_5c")
 BRANCHES = ("b0", "b1a", "b1b", "b2a", "b2b", "b3b")
@@ -198,30 +199,13 @@ def build_from_checkpoint(path: str, kind: str) -> nn.Module:
     return model.eval()
 
 
-def save_random_visual_model(path: str, kind: str, width: float = 1.0, seed: int = 0) -> None:
-    """A randomly initialised I3D or VGG-19 with channels scaled by `width`, saved as a bare
-    state dict: what tests and the demo run the pipeline on."""
-    torch.manual_seed(seed)
-    scale = lambda c: max(4, int(round(c * width)))  # noqa: E731
-    if kind == "i3d":
-        widths = {k: scale(v) if isinstance(v, int) else tuple(map(scale, v)) for k, v in I3D_WIDTHS.items()}
-        model = InceptionI3D(widths)
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm3d):  # statistics away from the identity, as trained ones are
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 2.0)
-    else:
-        model = VGG(tuple(v if v == "M" else scale(v) for v in VGG19_LAYOUT), hidden=scale(4096), num_classes=scale(1000))
-    torch.save(model.state_dict(), path)
-
-
 class I3DExtractor:
     """Frames (T, H, W, 3) uint8 -> one feature per window of `window` frames every `stride`
     frames: (windows, C), Mixed_5c averaged over time and space. Clips shorter than a window
     repeat their last frame."""
 
     def __init__(self, checkpoint: str, window: int = 16, stride: int = 4, batch_size: int = 8, device: Optional[str] = None):
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = default_device(device)
         self.model = build_from_checkpoint(checkpoint, "i3d").to(self.device)
         self.window, self.stride, self.batch_size = window, stride, batch_size
         self.dim = self.model.out_channels
@@ -248,7 +232,7 @@ class VGGFrameExtractor:
     MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
     def __init__(self, checkpoint: str, batch_size: int = 32, device: Optional[str] = None):
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = default_device(device)
         self.model = build_from_checkpoint(checkpoint, "vgg").to(self.device)
         self.batch_size = batch_size
         self.dim = self.model.out_channels

@@ -8,7 +8,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..data.readers import CorpusError
+from fairseq_signlang.io.device import default_device
+from fairseq_signlang.io.readers import CorpusError
 
 
 def load_wav2vec2(path: str, device: Optional[str] = None):
@@ -28,8 +29,7 @@ def load_wav2vec2(path: str, device: Optional[str] = None):
     model = getattr(getattr(model, "w2v_encoder", None), "w2v_model", model)  # fine-tuned wrapper
     if not isinstance(model, Wav2Vec2Model):
         raise CorpusError(f"{path}: not a wav2vec 2.0 checkpoint (its model is {type(model).__name__})")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return model.eval().to(device)
+    return model.eval().to(default_device(device))
 
 
 class Wav2Vec2LayerExtractor:
@@ -49,27 +49,3 @@ class Wav2Vec2LayerExtractor:
         out = self.model(source=source, mask=False, features_only=True, layer=self.layer)
         return out["x"][0].float().cpu().numpy()
 
-
-def save_random_wav2vec2(path: str, encoder_layers: int = 3, dim: int = 32, seed: int = 0) -> None:
-    """A small randomly initialised wav2vec 2.0 saved as a fairseq checkpoint, built with
-    fairseq's own classes: what tests and benchmarks run the pipeline on (no weights can be
-    downloaded here)."""
-    from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
-    from omegaconf import OmegaConf
-
-    torch.manual_seed(seed)
-    cfg = Wav2Vec2Config(
-        encoder_layers=encoder_layers, encoder_embed_dim=dim, encoder_ffn_embed_dim=2 * dim,
-        encoder_attention_heads=2, conv_feature_layers="[(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2",
-        final_dim=16, conv_pos=16, conv_pos_groups=4, latent_vars=8, latent_groups=2,
-    )
-    model = Wav2Vec2Model(cfg)
-    model_cfg = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
-    model_cfg["_name"] = "wav2vec2"
-    state = {
-        "cfg": {"model": model_cfg, "task": {"_name": "audio_pretraining", "data": "."}, "common": {}, "checkpoint": {}},
-        "model": model.state_dict(),
-        "optimizer_history": [{"criterion_name": "wav2vec", "optimizer_name": "adam", "lr_scheduler_state": {}, "num_updates": 0}],
-        "extra_state": {},
-    }
-    torch.save(state, path)

@@ -6,7 +6,7 @@ from typing import Dict, List, Tuple
 
 from sacrebleu.metrics import BLEU
 
-from ..data.readers import CorpusError, numbered_lines, require_file
+from fairseq_signlang.io.readers import CorpusError, numbered_lines, require_file
 
 SPM_MARK = "\u2581"
 GENERATE_LINE = re.compile(r"([THD])-(\S+)\t")

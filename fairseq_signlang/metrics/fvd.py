@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from scipy import linalg
 from tqdm import tqdm
 
-from ..data.readers import CorpusError
-from ..features.visual_models import build_from_checkpoint, load_state_dict
+from fairseq_signlang.io.device import default_device
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.features.visual_models import build_from_checkpoint, load_state_dict
 
 FVD_SIZE = 224
 
@@ -80,7 +81,7 @@ class I3DClipFeatures:
     """Videos (T, H, W, 3) uint8 -> one I3D clip feature each (see the module docstring)."""
 
     def __init__(self, checkpoint: str, size: int = FVD_SIZE, batch_size: int = 8, device: Optional[str] = None):
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = default_device(device)
         self.model = build_from_checkpoint(checkpoint, "i3d").to(self.device)
         state = load_state_dict(checkpoint)
         self.weight = state.get("logits.conv3d.weight")
@@ -140,34 +141,3 @@ def fvd(real_videos: Iterable[np.ndarray], generated_videos: Iterable[np.ndarray
     return fvd_from_features(extract(real_videos, "I3D real"), extract(generated_videos, "I3D generated"))
 
 
-
-class VideoSet:
-    """The clips of a folder of video files (sorted by name) or of a clip manifest, read one at a
-    time (a set need not fit in memory) at `fps` when given and cut to their first `frames`
-    frames (a shorter clip is an error: FVD compares clips of one length)."""
-
-    def __init__(self, source: str, fps: Optional[float] = None, frames: Optional[int] = None):
-        from ..features.video import VIDEO_EXTENSIONS, ClipRow, read_clip_manifest
-
-        if os.path.isdir(source):
-            names = sorted(n for n in os.listdir(source) if n.lower().endswith(VIDEO_EXTENSIONS))
-            if not names:
-                raise CorpusError(f"{source}: no video files ({', '.join(VIDEO_EXTENSIONS)})")
-            self.rows = [ClipRow(os.path.splitext(n)[0], os.path.join(source, n)) for n in names]
-        else:
-            self.rows = read_clip_manifest(source)
-        self.fps, self.frames = fps, frames
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        from ..features.video import read_video
-
-        for row in self.rows:
-            video, rate = read_video(row.path, fps=self.fps, start=row.start, end=row.end)
-            if self.frames:
-                if len(video) < self.frames:
-                    raise CorpusError(f"{row.path}: clip {row.id!r} has {len(video)} frames at {rate:g} fps, fewer than the {self.frames} asked for")
-                video = video[: self.frames]
-            yield video

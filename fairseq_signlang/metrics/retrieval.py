@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 from torch import Tensor
 
-from .dtw import dtw_distance_cells
+from fairseq_signlang.metrics.dtw import dtw_distance_cells
 
 RECALL_KS = (1, 5, 10)
 

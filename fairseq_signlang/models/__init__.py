@@ -1,2 +1,2 @@
-from . import conv_generator, linear_generator  # noqa: F401
-from . import mass_transformer, uslnet, uslnet_video  # noqa: F401
+"""fairseq models, grouped by system (as fairseq/models/wav2vec/ groups its own)."""
+from . import speech2sign_u, uslnet  # noqa: F401  (registration)

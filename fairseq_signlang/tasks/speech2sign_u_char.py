@@ -13,18 +13,14 @@ Unlike the word level, speech segments and sign units are not one to one: a lett
 number of segments. The recognised units are the generator's best unit per (joined) segment
 with repeats merged; retrieval aligns the posteriors with DTW as at the word level.
 """
-import logging
-import os
 from dataclasses import dataclass
 
 import torch
 from fairseq.tasks import register_task
 
-from ..data.readers import CorpusError, load_dictionary
-from ..models.conv_generator import JoinedUnitDecoder
-from .speech2sign_u_word import Speech2SignUWordTask, UnpairedSpeechSignConfig
-
-logger = logging.getLogger(__name__)
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.models.speech2sign_u.conv_generator import JoinedUnitDecoder
+from fairseq_signlang.tasks.speech2sign_u_word import Speech2SignUWordTask, UnpairedSpeechSignConfig
 
 
 @dataclass
@@ -34,18 +30,9 @@ class Speech2SignUCharConfig(UnpairedSpeechSignConfig):
 
 @register_task("speech2sign_u_char", dataclass=Speech2SignUCharConfig)
 class Speech2SignUCharTask(Speech2SignUWordTask):
-    @property
-    def discrete_speech(self) -> bool:
-        return False
-
     @classmethod
-    def setup_task(cls, cfg: Speech2SignUCharConfig, **kwargs):
-        if not os.path.isdir(cfg.data):
-            raise CorpusError(f"{cfg.data}: task.data is not a folder")
-        sign_dict = load_dictionary(os.path.join(cfg.data, "dict.sign.txt"))
-        dim = cls._feature_dim(cfg.data)
-        logger.info(f"sign units: {len(sign_dict) - sign_dict.nspecial}, speech feature dim: {dim}")
-        return cls(cfg, None, sign_dict, dim)
+    def speech_is_discrete(cls, cfg) -> bool:
+        return False
 
     def check_reference_lengths(self, refs, speech, ref_path: str) -> None:
         """A letter spans any number of speech segments, but every sentence has at least one."""

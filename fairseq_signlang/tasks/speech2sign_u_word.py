@@ -26,13 +26,15 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
-from ..data.readers import CorpusError, load_dictionary, open_feature_array, read_features, read_units, require_file
-from ..data.packed import PackedSequences
-from ..data.unpaired_dataset import UnpairedSpeechSignDataset
-from ..metrics.retrieval import RECALL_KS, dtw_similarity, recall_hits, target_rank
-from ..metrics.uer import unit_errors
-from ..criterions.adversarial import GENERATOR
-from ..models.linear_generator import WordUnitDecoder
+from fairseq_signlang.io.readers import CorpusError, load_dictionary, open_feature_array, read_features, read_units, require_file
+from fairseq_signlang.data.packed import PackedSequences
+from fairseq_signlang.data.unpaired_dataset import UnpairedSpeechSignDataset
+from fairseq_signlang.metrics.retrieval import RECALL_KS, dtw_similarity, recall_hits, target_rank
+from fairseq_signlang.metrics.uer import unit_errors
+from fairseq_signlang.criterions.adversarial import GENERATOR
+from fairseq_signlang.criterions.log_sums import log_totals
+from fairseq_signlang.models.speech2sign_u.linear_generator import WordUnitDecoder
+from fairseq_signlang.tasks.batching import AnyBatchSize
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ class Speech2SignUWordConfig(UnpairedSpeechSignConfig):
 
 
 @register_task("speech2sign_u_word", dataclass=Speech2SignUWordConfig)
-class Speech2SignUWordTask(FairseqTask):
+class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
     def __init__(self, cfg: Speech2SignUWordConfig, src_dict, sign_dict, speech_input_dim: int):
         super().__init__(cfg)
         self.src_dict, self.sign_dict = src_dict, sign_dict
@@ -72,16 +74,21 @@ class Speech2SignUWordTask(FairseqTask):
         self._similarity_cache = None
         self._criterion = None
 
+    @classmethod
+    def speech_is_discrete(cls, cfg) -> bool:
+        """Speech as unit ids (a dict.src.txt and {split}.src) rather than feature vectors."""
+        return cfg.speech_input == "units"
+
     @property
     def discrete_speech(self) -> bool:
-        return self.cfg.speech_input == "units"
+        return self.speech_is_discrete(self.cfg)
 
     @classmethod
-    def setup_task(cls, cfg: Speech2SignUWordConfig, **kwargs):
+    def setup_task(cls, cfg: UnpairedSpeechSignConfig, **kwargs):
         if not os.path.isdir(cfg.data):
             raise CorpusError(f"{cfg.data}: task.data is not a folder")
         sign_dict = load_dictionary(os.path.join(cfg.data, "dict.sign.txt"))
-        if cfg.speech_input == "units":
+        if cls.speech_is_discrete(cfg):
             src_dict = load_dictionary(os.path.join(cfg.data, "dict.src.txt"))
             dim = len(src_dict)
         else:
@@ -150,13 +157,6 @@ class Speech2SignUWordTask(FairseqTask):
 
     def max_positions(self):
         return None
-
-    def get_batch_iterator(self, dataset, *args, **kwargs):
-        """Batches of any size: fairseq's batching drops a final batch smaller than
-        required_batch_size_multiple (default 8), and here every sentence counts, in training
-        statistics and in evaluation alike."""
-        kwargs["required_batch_size_multiple"] = 1
-        return super().get_batch_iterator(dataset, *args, **kwargs)
 
     def build_generator(self, models, args, **kwargs):
         """fairseq-generate prints each speech word's most probable sign unit; with
@@ -281,9 +281,7 @@ class Speech2SignUWordTask(FairseqTask):
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
 
-        def total(key):
-            return sum(log.get(key, 0) for log in logging_outputs)
-
+        total = log_totals(logging_outputs)
         if total("_uer_length") > 0:
             metrics.log_scalar("_uer_errors", total("_uer_errors"))
             metrics.log_scalar("_uer_length", total("_uer_length"))

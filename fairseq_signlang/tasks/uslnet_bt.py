@@ -27,10 +27,11 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, open_dict
 
-from ..data.mass_noise import MassDataset
-from ..data.uslnet_datasets import UnpairedTextVideoDataset, VideoClipDataset
-from ..data.readers import CorpusError
-from ..data.video_windows import DecodedClipCache, VideoWindowDataset
+from fairseq_signlang.data.mass_noise import MassDataset
+from fairseq_signlang.data.uslnet_datasets import UnpairedTextVideoDataset, VideoClipDataset
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.data.video_windows import DecodedClipCache, VideoWindowDataset
+from fairseq_signlang.tasks.batching import AnyBatchSize
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class UslnetConfig(FairseqDataclass):
 
 
 @register_task("uslnet_bt", dataclass=UslnetConfig)
-class UslnetTask(FairseqTask):
+class UslnetTask(AnyBatchSize, FairseqTask):
     def __init__(self, cfg: UslnetConfig, dictionary):
         super().__init__(cfg)
         self._spm = None
@@ -202,8 +203,3 @@ class UslnetTask(FairseqTask):
         if self.stage == "text_mass":
             return (self.cfg.max_source_positions, self.cfg.max_target_positions)
         return None
-
-    def get_batch_iterator(self, dataset, *args, **kwargs):
-        """Batches of any size: fairseq drops a last batch smaller than required_batch_size_multiple."""
-        kwargs["required_batch_size_multiple"] = 1
-        return super().get_batch_iterator(dataset, *args, **kwargs)

@@ -10,8 +10,8 @@ import torch  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator  # noqa: E402
 
-from ..data.writers import atomic_open  # noqa: E402
-from ..models.sliding_window_aligner import DEFAULT_SHARPNESS, _window_distance, length_weights, window_of  # noqa: E402
+from fairseq_signlang.io.writers import atomic_open  # noqa: E402
+from fairseq_signlang.models.uslnet.sliding_window_aligner import DEFAULT_SHARPNESS, window_distance, length_weights, window_of  # noqa: E402
 
 
 def plot_length_weights(m: int, n: int, out_png: str, connections: Sequence[str] = ("soft", "hard"),
@@ -50,7 +50,7 @@ def plot_length_weights(m: int, n: int, out_png: str, connections: Sequence[str]
     for lo, hi, name, colour in ((0, 1, "$W_c$", "tab:red"), (1, 2, "$W_a$", "tab:orange"), (2, 3, "$W_o$", "tab:blue")):
         ax.axvspan(lo, hi, color=colour, alpha=0.15)
         ax.text((lo + hi) / 2, sharpness * phi(torch.tensor(0.0)) * 1.02, name, ha="center", va="bottom", fontsize=9)
-    d0 = _window_distance(torch.tensor([m]), torch.tensor([n]), m, n)[0, 0]  # target 1's distances (m,)
+    d0 = window_distance(torch.tensor([m]), torch.tensor([n]), m, n)[0, 0]  # target 1's distances (m,)
     ax.scatter(d0, sharpness * phi(d0), color="red", zorder=3, s=18)
     if m <= 30:  # label each point with its source positions (several share a distance)
         labels = {}

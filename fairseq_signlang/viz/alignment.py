@@ -7,8 +7,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..metrics.dtw import dtw_path  # noqa: E402
-from ..data.writers import atomic_open  # noqa: E402
+from fairseq_signlang.metrics.dtw import dtw_path  # noqa: E402
+from fairseq_signlang.io.writers import atomic_open  # noqa: E402
 
 
 def plot_alignments(

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ..data.writers import atomic_open  # noqa: E402
+from fairseq_signlang.io.writers import atomic_open  # noqa: E402
 
 
 def to_frames(video: torch.Tensor) -> np.ndarray:

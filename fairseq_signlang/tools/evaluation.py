@@ -3,8 +3,9 @@ from typing import Dict, Optional
 
 import torch
 
-from .metrics.retrieval import recall_at_k, target_rank
-from .metrics.uer import unit_error_rate
+from fairseq_signlang.io.device import default_device
+from fairseq_signlang.metrics.retrieval import recall_at_k, target_rank
+from fairseq_signlang.metrics.uer import unit_error_rate
 
 
 def load_checkpoint(path: str, data: Optional[str] = None, device: Optional[str] = None):
@@ -15,8 +16,7 @@ def load_checkpoint(path: str, data: Optional[str] = None, device: Optional[str]
     overrides = {"data": data} if data is not None else None
     models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides)
     model = models[0].eval()
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return model.to(device), task
+    return model.to(default_device(device)), task
 
 
 @torch.no_grad()

@@ -20,8 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data.readers import CorpusError
-from ..data.writers import atomic_open
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.io.writers import atomic_open
 
 OUTPUTS = ("context", "mlp")  # what `encode` returns: the LSTM's c or the MLP's z
 

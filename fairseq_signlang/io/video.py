@@ -13,8 +13,8 @@ from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from ..data.readers import CorpusError, numbered_lines
-from ..data.writers import atomic_open
+from fairseq_signlang.io.readers import CorpusError, numbered_lines
+from fairseq_signlang.io.writers import atomic_open
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov")
 
@@ -184,3 +184,43 @@ def write_clip_manifest(path: str, rows: List[ClipRow]) -> None:
         for r in rows:
             cells = {"id": r.id, "path": os.path.relpath(os.path.abspath(r.path), root), "start": "" if r.start is None else repr(r.start), "end": "" if r.end is None else repr(r.end), "text": r.text or ""}
             f.write("\t".join(cells[c] for c in columns) + "\n")
+
+
+def center_crop(frames: np.ndarray, size: int) -> np.ndarray:
+    """The central size x size square of an image (H, W, 3) or of frames (T, H, W, 3)."""
+    top, left = (frames.shape[-3] - size) // 2, (frames.shape[-2] - size) // 2
+    return frames[..., top : top + size, left : left + size, :]
+
+
+def sample_evenly(frames: np.ndarray, count: int) -> np.ndarray:
+    """`count` frames spread evenly over a whole clip (repeating frames of a shorter one): how
+    the joint stage makes one VQ-VAE window of a clip, in training, translation and FVD alike."""
+    return frames[np.linspace(0, len(frames) - 1, count).round().astype(np.int64)]
+
+
+class VideoSet:
+    """The clips of a folder of video files (sorted by name) or of a clip manifest, read one at a
+    time (a set need not fit in memory) at `fps` when given and cut to their first `frames`
+    frames (a shorter clip is an error: FVD compares clips of one length)."""
+
+    def __init__(self, source: str, fps: Optional[float] = None, frames: Optional[int] = None):
+        if os.path.isdir(source):
+            names = sorted(n for n in os.listdir(source) if n.lower().endswith(VIDEO_EXTENSIONS))
+            if not names:
+                raise CorpusError(f"{source}: no video files ({', '.join(VIDEO_EXTENSIONS)})")
+            self.rows = [ClipRow(os.path.splitext(n)[0], os.path.join(source, n)) for n in names]
+        else:
+            self.rows = read_clip_manifest(source)
+        self.fps, self.frames = fps, frames
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for row in self.rows:
+            video, rate = read_video(row.path, fps=self.fps, start=row.start, end=row.end)
+            if self.frames:
+                if len(video) < self.frames:
+                    raise CorpusError(f"{row.path}: clip {row.id!r} has {len(video)} frames at {rate:g} fps, fewer than the {self.frames} asked for")
+                video = video[: self.frames]
+            yield video

@@ -25,7 +25,7 @@ and in a hydra yaml:
       layernorm_embedding: false   # no_scale_embedding, no_token_positional_embeddings
       init_checkpoint: ""          # a fairseq transformer / uslnet_text checkpoint to start from
 
-Defaults are the paper's size; TINY_SETTINGS is the 2+2-layer, 64-dim size the tests use.
+Defaults are the paper's size.
 A trained model loaded back from its own checkpoint (fairseq-generate) does not read
 init_checkpoint again: task uslnet_bt clears it when building from a checkpoint.
 """
@@ -46,10 +46,6 @@ from fairseq.models.transformer import TransformerConfig, TransformerModelBase
 
 logger = logging.getLogger(__name__)
 
-TINY_SETTINGS = dict(
-    encoder_layers=2, decoder_layers=2, encoder_embed_dim=64, decoder_embed_dim=64,
-    encoder_ffn_embed_dim=128, decoder_ffn_embed_dim=128, encoder_attention_heads=4, decoder_attention_heads=4,
-)
 # settings invisible in the weights; a checkpoint that differs in them gets a warning
 _SILENT_SETTINGS = ("activation_fn", "no_scale_embedding", "encoder_normalize_before", "decoder_normalize_before")
 

@@ -16,9 +16,9 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
 from omegaconf import open_dict
 
-from ..data.video_windows import check_downsampling
-from .video_gpt import VideoGPT
-from .video_vqvae import VQVAE
+from fairseq_signlang.models.uslnet.geometry import check_downsampling
+from fairseq_signlang.models.uslnet.video_gpt import VideoGPT
+from fairseq_signlang.models.uslnet.video_vqvae import VQVAE
 
 logger = logging.getLogger(__name__)
 

@@ -25,14 +25,16 @@ from fairseq.dataclass.configs import FairseqConfig
 from fairseq.sequence_generator import SequenceGenerator
 from omegaconf import OmegaConf, open_dict
 
-from .data.readers import CorpusError
-from .data.video_windows import center_crop, clip_tensor, sample_evenly
-from .features.video import read_video
-from .metrics.bleu import strip_sentencepiece
-from .models.uslnet import UslnetModel, UslnetModelConfig
-from .models.uslnet_video import load_stage_state
-from .tasks.uslnet_bt import UslnetConfig, UslnetTask
-from .viz.video_panels import to_frames
+from fairseq_signlang.io.device import default_device
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.data.video_windows import clip_tensor
+from fairseq_signlang.io.video import center_crop, sample_evenly
+from fairseq_signlang.io.video import read_video
+from fairseq_signlang.metrics.bleu import strip_sentencepiece
+from fairseq_signlang.models.uslnet.joint import UslnetModel, UslnetModelConfig
+from fairseq_signlang.models.uslnet.video import load_stage_state
+from fairseq_signlang.tasks.uslnet_bt import UslnetConfig, UslnetTask
+from fairseq_signlang.viz.video_panels import to_frames
 
 Video = Union[str, np.ndarray]
 MAX_LEN_B = 200  # fairseq-generate's default length limit, so the hub decodes as it does
@@ -41,7 +43,7 @@ MAX_LEN_B = 200  # fairseq-generate's default length limit, so the hub decodes a
 class UslnetHub:
     def __init__(self, task: UslnetTask, model: UslnetModel, cfg, device: Optional[str] = None):
         self.task, self.cfg = task, cfg
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = default_device(device)
         self.model = model.to(self.device).eval()
         geometry = model.cfg.clip_geometry
         self.fps, self.resolution, self.window_frames = float(geometry["fps"]), int(geometry["resolution"]), int(geometry["window_frames"])

@@ -39,7 +39,6 @@ from typing import Tuple
 import torch
 import torch.nn as nn
 
-CONNECTIONS = ("soft", "hard", "pooling")
 # phi only spans 0.0044 (3 sigma) .. 0.399 (centre), so unscaled the softmax would be almost
 # uniform. At 10 a window centre outweighs the first adjacent position by e^1.57 ~ 4.8 and a far
 # one by e^3.9 ~ 52: in the paper's 6 -> 4 example the current window takes 71-79 % of the mass
@@ -57,7 +56,7 @@ def window_of(i: int, m: int, n: int) -> Tuple[int, int]:
     return first, first + -(-m // n)
 
 
-def _window_distance(m: torch.Tensor, n: torch.Tensor, m_max: int, n_max: int) -> torch.Tensor:
+def window_distance(m: torch.Tensor, n: torch.Tensor, m_max: int, n_max: int) -> torch.Tensor:
     """d_ij in units of sigma for every example's (m_b, n_b): (B, n_max, m_max); eq. 10's
     W_c / W_a / W_o are d in [0, 1) / [1, 2) / [2, 3]. Padded rows reuse the last real row."""
     m, n = m.view(-1, 1, 1), n.view(-1, 1, 1)                                         # (B, 1, 1)
@@ -71,54 +70,15 @@ def _window_distance(m: torch.Tensor, n: torch.Tensor, m_max: int, n_max: int) -
     return torch.where(inside, 2 * delta / w, (delta + half) / w).clamp(max=3.0)
 
 
-def _batch_weights(m: torch.Tensor, n: torch.Tensor, m_max: int, n_max: int, connection: str, sharpness: float) -> torch.Tensor:
-    """alpha for a padded batch: (B, n_max, m_max), zero at padded sources and padded targets."""
-    d = _window_distance(m, n, m_max, n_max)
-    beta = sharpness * torch.exp(-0.5 * d * d) / math.sqrt(2 * math.pi)
-    drop = torch.arange(m_max, device=m.device).view(1, 1, -1) >= m.view(-1, 1, 1)    # padded sources
-    if connection == "hard":
-        drop = drop | (d >= 1.0)                                                      # outside the current window
-    alpha = beta.masked_fill(drop, float("-inf")).softmax(-1)
-    padded_target = torch.arange(n_max, device=m.device).view(1, -1, 1) >= n.view(-1, 1, 1)
-    return alpha.masked_fill(padded_target, 0.0)
-
-
 def _check_lengths(m: int, n: int) -> None:
     for name, value in (("m", m), ("n", n)):
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer length, got {value!r}")
 
 
-def _check_connection(connection: str, sharpness: float) -> None:
-    if connection not in CONNECTIONS:
-        raise ValueError(f"connection must be one of {CONNECTIONS}, got {connection!r}")
-    if not sharpness > 0:
-        raise ValueError(f"sharpness must be positive, got {sharpness!r}")
-
-
-def length_weights(m: int, n: int, connection: str = "soft", sharpness: float = DEFAULT_SHARPNESS) -> torch.Tensor:
-    """The fixed length-mapping weights alpha from m source to n target positions: (n, m),
-    rows summing to one. Pooling's weights are learned, see LengthMapper."""
-    _check_connection(connection, sharpness)
-    if connection == "pooling":
-        raise ValueError("connection 'pooling' has learned weights: use LengthMapper(connection='pooling', ...)")
-    _check_lengths(m, n)
-    return _batch_weights(torch.tensor([m]), torch.tensor([n]), m, n, connection, sharpness)[0]
-
-
 class LengthMapper(nn.Module):
     """M_L: (B, m, d) with per-example source lengths -> (B, n_max, d) with per-example target
-    lengths. soft/hard have no parameters; pooling learns a max_source_len -> max_target_len map."""
-
-    def __init__(self, connection: str = "soft", sharpness: float = DEFAULT_SHARPNESS, max_source_len: int = 0, max_target_len: int = 0):
-        super().__init__()
-        _check_connection(connection, sharpness)
-        self.connection, self.sharpness = connection, sharpness
-        self.max_source_len, self.max_target_len = max_source_len, max_target_len
-        if connection == "pooling":
-            if max_source_len < 1 or max_target_len < 1:
-                raise ValueError(f"connection 'pooling' needs positive max_source_len and max_target_len, got {max_source_len} and {max_target_len}")
-            self.pool = nn.Linear(max_source_len, max_target_len, bias=False)
+    lengths. Subclasses are the connections of CONNECTIONS; `length_mapper` picks one."""
 
     def forward(self, x: torch.Tensor, source_lengths: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
         B, m_max, _ = x.shape
@@ -129,11 +89,61 @@ class LengthMapper(nn.Module):
                 raise ValueError(f"{name} must be positive, got {lengths.tolist()}")
         if int(source_lengths.max()) > m_max:
             raise ValueError(f"source_lengths {source_lengths.tolist()} exceed the input length {m_max}")
-        source_lengths, target_lengths = source_lengths.to(x.device), target_lengths.to(x.device)
+        return self.map(x, source_lengths.to(x.device), target_lengths.to(x.device))
+
+    def map(self, x: torch.Tensor, source_lengths: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class SoftConnection(LengthMapper):
+    """The paper's method: softmax over the Gaussian logits of eq. 10, every source position
+    contributes. No parameters."""
+
+    def __init__(self, sharpness: float = DEFAULT_SHARPNESS, **unused):
+        super().__init__()
+        if not sharpness > 0:
+            raise ValueError(f"sharpness must be positive, got {sharpness!r}")
+        self.sharpness = sharpness
+
+    def dropped(self, d: torch.Tensor) -> torch.Tensor:
+        """Source positions left out of the softmax besides padding: none."""
+        return torch.zeros_like(d, dtype=torch.bool)
+
+    def weights(self, m: torch.Tensor, n: torch.Tensor, m_max: int, n_max: int) -> torch.Tensor:
+        """alpha for a padded batch: (B, n_max, m_max), zero at padded sources and padded targets."""
+        d = window_distance(m, n, m_max, n_max)
+        beta = self.sharpness * torch.exp(-0.5 * d * d) / math.sqrt(2 * math.pi)
+        drop = torch.arange(m_max, device=m.device).view(1, 1, -1) >= m.view(-1, 1, 1)    # padded sources
+        alpha = beta.masked_fill(drop | self.dropped(d), float("-inf")).softmax(-1)
+        padded_target = torch.arange(n_max, device=m.device).view(1, -1, 1) >= n.view(-1, 1, 1)
+        return alpha.masked_fill(padded_target, 0.0)
+
+    def map(self, x, source_lengths, target_lengths):
+        alpha = self.weights(source_lengths, target_lengths, x.shape[1], int(target_lengths.max()))
+        return alpha.to(x.dtype) @ x                                                    # (B, n_max, d)
+
+
+class HardConnection(SoftConnection):
+    """The same logits with everything outside the current window at -inf: only the window
+    contributes."""
+
+    def dropped(self, d: torch.Tensor) -> torch.Tensor:
+        return d >= 1.0                                                                 # outside the current window
+
+
+class PoolingConnection(LengthMapper):
+    """The fixed-length baseline: the source zero-padded to max_source_len, a learned linear
+    layer over the length axis to max_target_len positions, the first n kept."""
+
+    def __init__(self, max_source_len: int = 0, max_target_len: int = 0, **unused):
+        super().__init__()
+        if max_source_len < 1 or max_target_len < 1:
+            raise ValueError(f"connection 'pooling' needs positive max_source_len and max_target_len, got {max_source_len} and {max_target_len}")
+        self.max_source_len, self.max_target_len = max_source_len, max_target_len
+        self.pool = nn.Linear(max_source_len, max_target_len, bias=False)
+
+    def map(self, x, source_lengths, target_lengths):
         n_max = int(target_lengths.max())
-        if self.connection != "pooling":
-            alpha = _batch_weights(source_lengths, target_lengths, m_max, n_max, self.connection, self.sharpness)
-            return alpha.to(x.dtype) @ x                                                # (B, n_max, d)
         if int(source_lengths.max()) > self.max_source_len:
             raise ValueError(f"source_lengths {source_lengths.tolist()} exceed max_source_len {self.max_source_len}")
         if n_max > self.max_target_len:
@@ -143,6 +153,27 @@ class LengthMapper(nn.Module):
         x = nn.functional.pad(x, (0, 0, 0, self.max_source_len - x.shape[1]))           # (B, max_source_len, d)
         y = self.pool(x.transpose(1, 2)).transpose(1, 2)[:, :n_max]                     # (B, n_max, d)
         return y.masked_fill(torch.arange(n_max, device=x.device).view(1, -1, 1) >= target_lengths.view(-1, 1, 1), 0.0)
+
+
+# the variants compared in the paper's tables 4 and 7
+CONNECTIONS = {"soft": SoftConnection, "hard": HardConnection, "pooling": PoolingConnection}
+
+
+def length_mapper(connection: str = "soft", sharpness: float = DEFAULT_SHARPNESS, max_source_len: int = 0, max_target_len: int = 0) -> LengthMapper:
+    """The length mapper of a connection type; max_source_len / max_target_len are pooling's."""
+    if connection not in CONNECTIONS:
+        raise ValueError(f"connection must be one of {tuple(CONNECTIONS)}, got {connection!r}")
+    return CONNECTIONS[connection](sharpness=sharpness, max_source_len=max_source_len, max_target_len=max_target_len)
+
+
+def length_weights(m: int, n: int, connection: str = "soft", sharpness: float = DEFAULT_SHARPNESS) -> torch.Tensor:
+    """The fixed length-mapping weights alpha from m source to n target positions: (n, m),
+    rows summing to one. Pooling's weights are learned, see PoolingConnection."""
+    if connection == "pooling":
+        raise ValueError("connection 'pooling' has learned weights: use length_mapper('pooling', ...)")
+    mapper = length_mapper(connection, sharpness)
+    _check_lengths(m, n)
+    return mapper.weights(torch.tensor([m]), torch.tensor([n]), m, n)[0]
 
 
 class SlidingWindowAligner(nn.Module):
@@ -164,7 +195,6 @@ class SlidingWindowAligner(nn.Module):
     def __init__(self, text_dim: int, video_dim: int, video_cond_dim: int, frame_positions: int = 1, position_dim: int = 16,
                  connection: str = "soft", sharpness: float = DEFAULT_SHARPNESS, max_text_len: int = 0, max_video_len: int = 0):
         super().__init__()
-        _check_connection(connection, sharpness)
         if connection == "pooling" and (max_text_len < 1 or max_video_len < 1):
             raise ValueError(f"connection 'pooling' needs positive max_text_len and max_video_len, got {max_text_len} and {max_video_len}")
         if frame_positions < 1 or position_dim < 1:
@@ -175,8 +205,8 @@ class SlidingWindowAligner(nn.Module):
         self.video_to_text_dim = nn.Linear(frame_dim, text_dim)                         # M_D_{V->T}, a whole frame
         self.text_to_video_dim = nn.Linear(text_dim, frame_dim)                         # M_D_{T->V}, to a whole frame
         self.video_out = nn.Linear(position_dim, video_cond_dim)                        # per code position
-        self.text_to_video_len = LengthMapper(connection, sharpness, max_text_len, max_video_len)
-        self.video_to_text_len = LengthMapper(connection, sharpness, max_video_len, max_text_len)
+        self.text_to_video_len = length_mapper(connection, sharpness, max_text_len, max_video_len)
+        self.video_to_text_len = length_mapper(connection, sharpness, max_video_len, max_text_len)
 
     def text_to_video(self, text_states: torch.Tensor, text_lengths: torch.Tensor, video_frames: int) -> torch.Tensor:
         """Eq. 6: (B, m, text_dim) text encoder states -> (B, video_frames * frame_positions,

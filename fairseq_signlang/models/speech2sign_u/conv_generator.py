@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
 
-from .linear_generator import WordUnitDecoder
+from fairseq_signlang.models.speech2sign_u.linear_generator import WordUnitDecoder
 
 
 def join_segments(logits: torch.Tensor, padding_mask: torch.Tensor, pick_random: bool):

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence
 
 from tqdm import tqdm
 
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_DIR = os.path.dirname(PACKAGE_DIR)
 _UPDATES = re.compile(r"num_updates[\"']?[=:]\s*[\"']?(\d+)")
 # fairseq's json log lines, as hydra logs them ("[time][valid][INFO] - {...}") or as

@@ -20,8 +20,8 @@ from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, 
 import numpy as np
 from tqdm import tqdm
 
-from .readers import CorpusError, numbered_lines, require_file
-from .writers import atomic_array_appender, atomic_open, save_array, write_lines
+from fairseq_signlang.io.readers import CorpusError, numbered_lines, require_file
+from fairseq_signlang.io.writers import atomic_array_appender, atomic_open, save_array, write_lines
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 LETTER_ID = {c: i for i, c in enumerate(ALPHABET)}

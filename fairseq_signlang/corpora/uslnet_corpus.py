@@ -41,11 +41,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from ..features.video import ClipRow, write_clip_manifest, write_video
-from .procedural_signer import ProceduralSigner, render
-from .readers import CorpusError
-from .simulated_units import markov_sentences
-from .writers import atomic_open, write_lines
+from fairseq_signlang.io.video import ClipRow, write_clip_manifest, write_video
+from fairseq_signlang.corpora.synthetic.procedural_signer import ProceduralSigner, render
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.corpora.synthetic.simulated_units import markov_sentences
+from fairseq_signlang.io.writers import atomic_open, write_lines
 
 # Short, common English words; the Markov chain's Zipfian unigram makes the first the most frequent.
 WORDS = (

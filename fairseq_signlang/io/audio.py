@@ -8,7 +8,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from ..data.readers import CorpusError, numbered_lines
+from fairseq_signlang.io.readers import CorpusError, numbered_lines
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 

@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fairseq_signlang.models.eval_mode import eval_mode
+
 
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position i sees positions <= i. With a cache (a dict,
@@ -119,9 +121,7 @@ class VideoGPT(nn.Module):
         """Draw code grids (B, t, h, w) one code at a time, in eval mode. The generator must live
         on the model's device. Cached and uncached sampling give the same codes for one seed."""
         self._check_cond(cond, batch_size)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             codes = torch.zeros(batch_size, self.seq_len, dtype=torch.long, device=self.start.device)  # (B, L)
             caches = [{} for _ in self.blocks] if use_cache else None
             for i in range(self.seq_len):
@@ -131,6 +131,4 @@ class VideoGPT(nn.Module):
                     kth = logits.topk(top_k, dim=-1).values[:, -1:]
                     logits = logits.masked_fill(logits < kth, float("-inf"))
                 codes[:, i] = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
-        finally:
-            self.train(was_training)
         return codes.view(batch_size, *self.latent_shape)

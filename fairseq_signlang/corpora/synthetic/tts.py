@@ -16,9 +16,9 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from ..features.audio import read_audio
-from ..features.vad import trim_silence
-from .readers import CorpusError
+from fairseq_signlang.io.audio import read_audio
+from fairseq_signlang.features.vad import trim_silence
+from fairseq_signlang.io.readers import CorpusError
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,11 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from fairseq_signlang.features.glove_tracker import HEAD_COLOUR, LEFT_HAND_COLOUR, RIGHT_HAND_COLOUR
+
 NUM_LANDMARKS = 20
 LOCATIONS = {"forehead": (0.5, 0.22), "chin": (0.5, 0.36), "chest": (0.5, 0.55), "side": (0.72, 0.55), "waist": (0.55, 0.72)}
 MOVEMENTS = ("line", "arc", "circle", "tap", "hold")
-HEAD_COLOUR, RIGHT_HAND_COLOUR, LEFT_HAND_COLOUR = (200, 160, 130), (250, 150, 40), (60, 200, 90)
 
 
 @dataclass(frozen=True)

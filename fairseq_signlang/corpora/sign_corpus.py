@@ -10,9 +10,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..features.video import VIDEO_EXTENSIONS, ClipRow, write_clip_manifest
-from .readers import CorpusError, numbered_lines
-from .writers import atomic_open
+from fairseq_signlang.io.video import VIDEO_EXTENSIONS, ClipRow, write_clip_manifest
+from fairseq_signlang.io.readers import CorpusError, numbered_lines
+from fairseq_signlang.io.writers import atomic_open
 
 Clip = Tuple[str, Optional[float], Optional[float]]  # video path, start, end (seconds)
 

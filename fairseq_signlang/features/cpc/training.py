@@ -13,16 +13,13 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..data.readers import CorpusError, read_features
-from ..data.writers import atomic_array_appender, atomic_open, save_array, write_cluster_ids
-from ..models.cpc_sign_encoder import OUTPUTS, CPCConfig, CPCSignEncoder, load_checkpoint, pair_counts, save_checkpoint
-from .clustering import assign_clusters, fit_kmeans, fit_standardizer
+from fairseq_signlang.io.device import default_device
+from fairseq_signlang.io.readers import CorpusError, read_features
+from fairseq_signlang.io.writers import atomic_array_appender, atomic_open, save_array, write_cluster_ids
+from fairseq_signlang.features.cpc.encoder import OUTPUTS, CPCConfig, CPCSignEncoder, load_checkpoint, pair_counts, save_checkpoint
+from fairseq_signlang.features.clustering import assign_clusters, fit_kmeans, fit_standardizer
 
 logger = logging.getLogger(__name__)
-
-
-def pick_device(device: Optional[str] = None) -> torch.device:
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 class FeatureSplit:
@@ -122,7 +119,7 @@ def train_cpc(
     valid = FeatureSplit(valid_prefix, cfg.input_dim)
     train.require_pairs()
     valid.require_pairs()
-    dev = pick_device(device)
+    dev = default_device(device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = CPCSignEncoder(cfg)
@@ -174,7 +171,7 @@ def encode_features(checkpoint: str, in_prefix: str, out_prefix: str, output: st
     when complete."""
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-    dev = pick_device(device)
+    dev = default_device(device)
     model, _ = load_checkpoint(checkpoint, dev)
     split = FeatureSplit(in_prefix, model.cfg.input_dim)
     with atomic_array_appender(out_prefix + ".npy") as writer, atomic_open(out_prefix + ".lengths", encoding="utf-8") as lengths_file:

@@ -14,7 +14,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from .writers import atomic_open, write_dictionary, write_features, write_unit_sentences
+from fairseq_signlang.io.writers import atomic_open, write_dictionary, write_features, write_unit_sentences
 
 
 @dataclass

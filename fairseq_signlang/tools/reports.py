@@ -3,10 +3,10 @@ import json
 import os
 from typing import Dict, Optional, Sequence
 
-from .data.writers import atomic_open
-from .metrics.retrieval import pair_cosine_cost
-from .training import log_records
-from .viz.alignment import plot_alignments, plot_curves
+from fairseq_signlang.io.writers import atomic_open
+from fairseq_signlang.metrics.retrieval import pair_cosine_cost
+from fairseq_signlang.tools.training import log_records
+from fairseq_signlang.viz.alignment import plot_alignments, plot_curves
 
 METRIC_KEYS = ("uer", "a2v_recall@1", "a2v_recall@5", "a2v_recall@10", "v2a_recall@1", "v2a_recall@5", "v2a_recall@10")
 
@@ -59,7 +59,7 @@ def train_demo_model(data: str, out: str, max_update: int, seed: int) -> str:
     train.log and the training curves. Returns the checkpoint folder."""
     import shutil
 
-    from .training import REPO_DIR, run_hydra_train
+    from fairseq_signlang.tools.training import REPO_DIR, run_hydra_train
 
     ckpt_dir = os.path.join(out, "checkpoints")
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # a rerun trains afresh instead of resuming a finished run

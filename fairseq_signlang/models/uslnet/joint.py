@@ -26,9 +26,10 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import FairseqEncoder, FairseqEncoderDecoderModel, register_model
 from omegaconf import open_dict
 
-from .mass_transformer import FragmentPositions, UslnetTextModel
-from .sliding_window_aligner import CONNECTIONS, DEFAULT_SHARPNESS, SlidingWindowAligner
-from .uslnet_video import UslnetVideoGPTModel, adopt_stage_config, load_stage_state
+from fairseq_signlang.models.eval_mode import eval_mode
+from fairseq_signlang.models.uslnet.mass_transformer import FragmentPositions, UslnetTextModel
+from fairseq_signlang.models.uslnet.sliding_window_aligner import CONNECTIONS, DEFAULT_SHARPNESS, SlidingWindowAligner
+from fairseq_signlang.models.uslnet.video import UslnetVideoGPTModel, adopt_stage_config, load_stage_state
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class UslnetModelConfig(FairseqDataclass):
     text_args: Any = field(default=None, metadata={"help": "filled in from text_checkpoint; not set by hand"})
     video_args: Any = field(default=None, metadata={"help": "filled in from video_checkpoint; not set by hand"})
     clip_geometry: Any = field(default=None, metadata={"help": "fps, resolution and window_frames of the task; filled in, not set by hand"})
-    connection: ChoiceEnum(CONNECTIONS) = field(
+    connection: ChoiceEnum(list(CONNECTIONS)) = field(
         default="soft", metadata={"help": "length mapper: soft (the paper's), hard (current window only) or pooling (baseline)"}
     )
     sharpness: float = field(default=DEFAULT_SHARPNESS, metadata={"help": "scale of the aligner's Gaussian logits (eq. 10)"})
@@ -225,9 +226,7 @@ class UslnetModel(FairseqEncoderDecoderModel):
     def greedy_translate(self, encoder_out, max_len: int):
         """Greedy text decoding (B, <= max_len + 1 tokens ending in eos, pad after): the pseudo text
         of video-text-video back-translation."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             dictionary = self.encoder.dictionary
             B = encoder_out["encoder_out"][0].size(1)
             device = encoder_out["encoder_out"][0].device
@@ -248,5 +247,3 @@ class UslnetModel(FairseqEncoderDecoderModel):
             out = tokens[:, 1:]  # drop the start symbol
             lengths = out.ne(dictionary.pad()).sum(1)
             return out, lengths
-        finally:
-            self.train(was_training)

@@ -8,12 +8,12 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from .data.readers import CorpusError, numbered_lines
-from .data.video_windows import sample_evenly
-from .features.video import ClipRow, read_clip_manifest, read_video, write_clip_manifest, write_video
-from .metrics.bleu import bleu_scores
-from .metrics.fvd import fvd
-from .uslnet_hub import UslnetHub
+from fairseq_signlang.io.readers import CorpusError, numbered_lines
+from fairseq_signlang.io.video import sample_evenly
+from fairseq_signlang.io.video import ClipRow, read_clip_manifest, read_video, write_clip_manifest, write_video
+from fairseq_signlang.metrics.bleu import bleu_scores
+from fairseq_signlang.metrics.fvd import fvd
+from fairseq_signlang.tools.uslnet_hub import UslnetHub
 
 
 def read_sentences(path: str) -> List[str]:
