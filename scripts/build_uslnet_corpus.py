@@ -7,7 +7,7 @@ disjoint video half (video/train.tsv) for unsupervised training, plus paired fil
 manifests with their text. See the module's docstring for the layout.
 
 --binarize then runs scripts/prepare_text.py on text/{train,valid,test}.txt into text/bin
-(task.data of uslnet_bt) with a word-level sentencepiece model: every word is one piece.
+(task.data of task uslnet) with a word-level sentencepiece model: every word is one piece.
 """
 import argparse
 import os

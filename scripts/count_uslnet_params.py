@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from fairseq_signlang.tools.complexity import complexity
 from fairseq_signlang.models.uslnet.mass_transformer import UslnetTextConfig, UslnetTextModel
 from fairseq_signlang.models.uslnet.video import UslnetVideoGPTModel, UslnetVideoGPTConfig, UslnetVQVAEConfig, UslnetVQVAEModel
-from fairseq_signlang.tasks.uslnet_bt import MASK_SYMBOL, UslnetConfig
+from fairseq_signlang.tasks.uslnet import MASK_SYMBOL, UslnetConfig
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "uslnet")
 CONFIGS = ("text_mass", "text_mass_tiny", "video_vqvae", "video_vqvae_tiny", "video_gpt", "video_gpt_tiny")
@@ -49,7 +49,6 @@ def text_task(vocab: int):
 
 def measure(name: str, args) -> dict:
     cfg = load_config(name)
-    task_cfg = section(cfg, "task", UslnetConfig)
     if name.startswith("text"):
         model = UslnetTextModel.build_model(section(cfg, "model", UslnetTextConfig), text_task(args.text_vocab))
         tokens = torch.randint(4, args.text_vocab, (1, args.text_length))
@@ -57,15 +56,17 @@ def measure(name: str, args) -> dict:
         inputs = (tokens, torch.tensor([args.text_length]), tokens[:, :half])
         shape = f"sentence of {args.text_length} tokens, vocabulary {args.text_vocab}"
         return {"config": name, "input": shape, **complexity(model, inputs)}
-    video = torch.zeros(1, 3, task_cfg.window_frames, task_cfg.resolution, task_cfg.resolution)
-    task = SimpleNamespace(cfg=task_cfg)
+    vqvae_name = name.replace("video_gpt", "video_vqvae")
+    vqvae_cfg = section(load_config(vqvae_name), "model", UslnetVQVAEConfig)  # the build adds its clip geometry
+    vqvae = UslnetVQVAEModel.build_model(vqvae_cfg, SimpleNamespace(cfg=section(load_config(vqvae_name), "task", UslnetConfig)))
+    g = vqvae.geometry
+    video = torch.zeros(1, 3, g.window_frames, g.resolution, g.resolution)
     if name.startswith("video_vqvae"):
-        model = UslnetVQVAEModel.build_model(section(cfg, "model", UslnetVQVAEConfig), task)
-        latent = model.vqvae.latent_shape(*video.shape[2:])
-        return {"config": name, "input": f"window {tuple(video.shape[1:])} -> codes {latent}", **complexity(model.vqvae, (video,))}
+        latent = vqvae.vqvae.latent_shape(*video.shape[2:])
+        return {"config": name, "input": f"window {tuple(video.shape[1:])} -> codes {latent}", **complexity(vqvae.vqvae, (video,))}
     gpt_cfg = section(cfg, "model", UslnetVideoGPTConfig)
-    gpt_cfg.vqvae_args = section(load_config(name.replace("video_gpt", "video_vqvae")), "model", UslnetVQVAEConfig)
-    model = UslnetVideoGPTModel.build_model(gpt_cfg, task)
+    gpt_cfg.vqvae_args = vqvae_cfg
+    model = UslnetVideoGPTModel.build_model(gpt_cfg)
     codes = torch.zeros(1, *model.gpt.latent_shape, dtype=torch.long)
     stats = complexity(model.gpt, (codes,))
     return {"config": name, "input": f"code grid {tuple(model.gpt.latent_shape)} = {codes[0].numel()} positions", **stats}

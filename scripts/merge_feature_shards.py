@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """Concatenate the shards {prefix}_{rank}_{nshard}.npy/.lengths/.ids of extract_speech_features.py
-into {prefix}.npy/.lengths/.ids, in rank (= manifest) order, streaming."""
+into {prefix}.npy/.lengths/.ids, in rank (= manifest) order, streaming. A shard whose rank has
+not finished (its {prefix}_{rank}_{nshard}.partial marker is still there) is refused: rerun that
+rank's extraction command first, it resumes where it stopped."""
 import argparse
 import sys
 

@@ -37,15 +37,16 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="output prefix: writes <out>.mp4 and <out>.png")
     args = ap.parse_args(argv)
 
-    model, task_cfg = load_video_model(args.checkpoint)
+    model = load_video_model(args.checkpoint)
+    geometry = model.geometry
     rows = read_clip_manifest(args.manifest)
     row = rows[0] if args.clip is None else next((r for r in rows if r.id == args.clip), None)
     if row is None:
         sys.exit(f"{args.manifest}: no clip with id {args.clip!r}")
     cache = DecodedClipCache(args.cache_dir or os.path.join(os.path.dirname(os.path.abspath(args.manifest)), "cache"),
-                             task_cfg.fps, task_cfg.resolution)
+                             geometry.fps, geometry.resolution)
     frames = cache.get(row, where=args.manifest)
-    T = task_cfg.window_frames
+    T = geometry.window_frames
     if args.start_frame + T > len(frames):
         sys.exit(f"{args.manifest}: clip {row.id} has {len(frames)} frames, too few for a {T}-frame window from frame {args.start_frame}")
     video = clip_tensor(np.asarray(frames[args.start_frame: args.start_frame + T]))[None]  # (1, 3, T, R, R)
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
 
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     big = [c.repeat(args.scale, axis=1).repeat(args.scale, axis=2) for c in clips]
-    write_video(args.out + ".mp4", side_by_side(big), fps=task_cfg.fps)
+    write_video(args.out + ".mp4", side_by_side(big), fps=geometry.fps)
     contact_sheet(clips, labels, args.out + ".png")
     mse = float(((recon - video) ** 2).mean())
     print(f"clip {row.id}: reconstruction PSNR {psnr(mse):.2f} dB; wrote {args.out}.mp4 and {args.out}.png")

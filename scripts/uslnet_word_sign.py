@@ -82,7 +82,7 @@ def train(config: str, run_dir: str, overrides, updates: int) -> str:
 
 def translation_bleu(checkpoint: str, text_bin: str, out_path: str) -> dict:
     """The issue's command, nothing added; BLEU on words (the output is sentencepiece)."""
-    stdout = run([f"{BIN}/fairseq-generate", text_bin, "--user-dir", PACKAGE_DIR, "--task", "uslnet_bt", "--path", checkpoint,
+    stdout = run([f"{BIN}/fairseq-generate", text_bin, "--user-dir", PACKAGE_DIR, "--task", "uslnet", "--path", checkpoint,
                   "--gen-subset", "test", "--scoring", "sacrebleu"])
     with atomic_open(out_path, encoding="utf-8") as f:
         f.write(stdout)

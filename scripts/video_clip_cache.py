@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Decode every clip of a clip manifest into the video cache the uslnet_bt task reads
+"""Decode every clip of a clip manifest into the video cache the uslnet task reads
 (task.video_cache), before training: training then starts at once, several ranks do not decode
 the same clips side by side, and bad videos are found (and, with --skip-bad, listed and left
 out) in one pass instead of one failed run at a time.
@@ -13,7 +13,8 @@ import sys
 from tqdm import tqdm
 
 from fairseq_signlang.io.readers import CorpusError
-from fairseq_signlang.data.video_windows import DecodedClipCache, numbered_clips
+from fairseq_signlang.data.video_windows import DecodedClipCache
+from fairseq_signlang.io.video import numbered_clip_rows
 from fairseq_signlang.io.writers import write_lines
 from fairseq_signlang.io.video import write_clip_manifest
 
@@ -25,12 +26,13 @@ def main(argv=None):
     ap.add_argument("--fps", type=float, default=25.0, help="frames per second (task.fps)")
     ap.add_argument("--resolution", type=int, default=64, help="square frame size after short-side resize and centre crop (task.resolution)")
     ap.add_argument("--window-frames", type=int, default=0, help="also treat clips shorter than this many frames as bad (task.window_frames)")
-    ap.add_argument("--skip-bad", metavar="TSV", help="go on past unreadable, empty or too short clips, listing them here (id, manifest:line, reason)")
+    ap.add_argument("--skip-bad", metavar="TSV", help="go on past missing, unreadable, empty or too short clips, listing them here (id, manifest:line, reason)")
     ap.add_argument("--kept-manifest", metavar="TSV", help="write a manifest of the clips that were kept")
     args = ap.parse_args(argv)
     try:
         cache = DecodedClipCache(args.cache_dir, args.fps, args.resolution)
-        clips = numbered_clips(args.manifest)
+        # with --skip-bad a row whose video is missing is kept here and fails (and is listed) below
+        clips = numbered_clip_rows(args.manifest, missing_ok=bool(args.skip_bad))
     except (CorpusError, ValueError) as e:
         sys.exit(f"error: {e}")
     kept, bad, frames, cached = [], [], 0, 0

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from fairseq_signlang.io.checkpoints import CheckpointError
 from fairseq_signlang.io.readers import CorpusError, read_features
 from fairseq_signlang.io.writers import write_features
 from fairseq_signlang.features.cpc.training import encode_features, train_cpc
@@ -113,13 +114,13 @@ def test_checkpoint_round_trip_weights_only(tmp_path):
 def test_bad_checkpoints_name_the_file(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(CorpusError, match=rf"{junk}: not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match=rf"{junk}: not a readable PyTorch checkpoint"):
         load_checkpoint(str(junk))
     other = tmp_path / "other.pt"
     torch.save({"model": {"w": torch.zeros(2)}}, other)
-    with pytest.raises(CorpusError, match=rf"{other}: not a CPC sign encoder checkpoint \(no config, input_mean, input_std\)"):
+    with pytest.raises(CheckpointError, match=rf"{other}: not a CPC sign encoder checkpoint \(no config, input_mean, input_std\)"):
         load_checkpoint(str(other))
-    with pytest.raises(CorpusError, match=rf"{tmp_path / 'missing.pt'}: checkpoint not found"):
+    with pytest.raises(CheckpointError, match=rf"{tmp_path / 'missing.pt'}: checkpoint not found"):
         load_checkpoint(str(tmp_path / "missing.pt"))
 
 

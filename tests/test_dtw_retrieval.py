@@ -89,6 +89,23 @@ def test_similarity_matches_dtw_python_with_cosine_distance():
             assert sim[i, j].item() == pytest.approx(expected, abs=1e-6)
 
 
+@pytest.mark.parametrize("max_cells", [50, 2**25])
+def test_similarity_of_feature_sign_frames_matches_dtw_python(max_cells):
+    """Sign frames as features (C, S, V), several queries and candidates: the documented input
+    that a non-contiguous cost tensor once broke."""
+    rng = np.random.default_rng(5)
+    queries = [torch.from_numpy(rng.random((int(rng.integers(2, 9)), 6))) for _ in range(5)]
+    signs = [torch.from_numpy(rng.random((int(rng.integers(2, 9)), 6))) for _ in range(4)]
+    q, ql = pad_sequences(queries)
+    s, sl = pad_sequences(signs)
+    sim = dtw_similarity(q, ql, s, sl, max_cells=max_cells)
+    assert sim.shape == (5, 4)
+    for i, x in enumerate(queries):
+        for j, y in enumerate(signs):
+            expected = -reference_dtw(cdist(x.numpy(), y.numpy(), metric="cosine")).distance / len(y)
+            assert sim[i, j].item() == pytest.approx(expected, abs=1e-6)
+
+
 def brute_force_recall(scores: np.ndarray, k: int) -> float:
     """Expected recall@k under random tie-breaking, by walking every place the target can take."""
     hits = 0.0

@@ -57,8 +57,8 @@ def package_imports(path: str, module: str):
                 yield node.lineno, name
         elif isinstance(node, ast.Import):
             for a in node.names:
-                if a.name.startswith("fairseq_signlang."):
-                    yield node.lineno, a.name[len("fairseq_signlang") + 1:]
+                if a.name == "fairseq_signlang" or a.name.startswith("fairseq_signlang."):
+                    yield node.lineno, a.name[len("fairseq_signlang") + 1:]  # "" for the package: the top
 
 
 def all_modules():

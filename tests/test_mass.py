@@ -304,7 +304,7 @@ def mass_run(stdlib_text_data, tmp_path_factory):
 
 
 def test_mass_learns_english_through_fairseq(stdlib_text_data, mass_run):
-    """Stage text_mass of task uslnet_bt: masked-fragment accuracy (teacher forced) on held-out
+    """Stage text_mass of task uslnet: masked-fragment accuracy (teacher forced) on held-out
     sentences against always predicting the most frequent fragment token of the training data.
     Measured: valid accuracy 17-18 % against 6 % chance after 250 updates (about 30 s)."""
     d = Dictionary.load(os.path.join(stdlib_text_data, "dict.txt"))

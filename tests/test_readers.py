@@ -84,6 +84,47 @@ def test_lengths_shorter_than_npy_is_reported(tmp_path):
         read_features(prefix)
 
 
+def test_lengths_mismatch_names_the_first_line_that_runs_past(tmp_path):
+    prefix = str(tmp_path / "train")
+    write_features(prefix, [2, 9, 1, 1], rows=6)  # line 2 already needs 11 of the 6 rows
+    with pytest.raises(CorpusError, match=rf"{prefix}.lengths:2: lengths sum to 13 but {prefix}.npy has 6 rows \(line 2 runs past the end"):
+        read_features(prefix)
+
+
+def test_integer_features_are_refused(tmp_path):
+    prefix = str(tmp_path / "train")
+    np.save(prefix + ".npy", np.arange(12, dtype=np.int64).reshape(6, 2))
+    write_lines(prefix + ".lengths", ["2", "4"])
+    with pytest.raises(CorpusError, match=rf"{prefix}.npy: feature values are int64, expected floating point"):
+        read_features(prefix)
+    from fairseq_signlang.io.readers import open_feature_array
+
+    with pytest.raises(CorpusError, match=rf"{prefix}.npy: feature values are int64"):
+        open_feature_array(prefix + ".npy")
+    np.save(prefix + ".npy", np.zeros((6, 2), np.float16))  # any floating type is features
+    assert read_features(prefix)[0].dtype == np.float16
+
+
+def test_dictionary_with_a_negative_count_names_its_line(tmp_path):
+    path = tmp_path / "dict.src.txt"
+    path.write_text("5 10\n6 3\n7 -2\n8 0\n")
+    with pytest.raises(CorpusError, match=rf"{path}:3: count of '7' is negative \(-2\)"):
+        load_dictionary(str(path))
+    path.write_text("5 10\n6 three\n")
+    with pytest.raises(CorpusError, match=rf"{path}:2: count of '6' is not an integer: 'three'"):
+        load_dictionary(str(path))
+    path.write_text("5 10\n6\n")
+    with pytest.raises(CorpusError, match=rf"{path}:2: expected `symbol count`"):
+        load_dictionary(str(path))
+    path.write_text("5 10\n6 1\n5 2\n")
+    with pytest.raises(CorpusError, match=rf"{path}:3: symbol '5' is listed twice"):
+        load_dictionary(str(path))
+    # what fairseq writes loads: zero counts, the overwrite flag, symbols with spaces
+    path.write_text("5 10\n6 0\n5 2 #fairseq:overwrite\na b 1\n")
+    d = load_dictionary(str(path))
+    assert d.index("6") == d.nspecial + 1 and d.index("a b") == d.nspecial + 3
+
+
 def test_bad_length_line(tmp_path):
     prefix = str(tmp_path / "train")
     write_features(prefix, [2, 3])

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fairseq_signlang.corpora.synthetic.procedural_signer import ProceduralSigner, render
+from fairseq_signlang.io.checkpoints import CheckpointError
 from fairseq_signlang.io.readers import CorpusError, read_features
 from fairseq_signlang.features.glove_tracker import HEAD_COLOUR, RIGHT_HAND_COLOUR, GloveTracker
 from fairseq_signlang.features.pose import PARTS, landmark_array
@@ -87,13 +88,13 @@ def test_i3d_windows_and_checkpoint_formats(checkpoints, tmp_path):
 
 def test_wrong_or_unreadable_checkpoints_are_named(checkpoints, tmp_path):
     i3d, vgg = checkpoints
-    with pytest.raises(CorpusError, match=rf"{vgg}: not an I3D checkpoint \(no Conv3d_1a_7x7.conv3d.weight\)"):
+    with pytest.raises(CheckpointError, match=rf"{vgg}: not an I3D checkpoint \(no Conv3d_1a_7x7.conv3d.weight\)"):
         build_from_checkpoint(vgg, "i3d")
-    with pytest.raises(CorpusError, match=rf"{i3d}: not a VGG checkpoint"):
+    with pytest.raises(CheckpointError, match=rf"{i3d}: not a VGG checkpoint"):
         build_from_checkpoint(i3d, "vgg")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(CorpusError, match=rf"{junk}: not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match=rf"{junk}: not a readable PyTorch checkpoint"):
         build_from_checkpoint(str(junk), "i3d")
     state = torch.load(i3d, weights_only=True)
     state["Mixed_5c.b0.conv3d.weight"] = state["Mixed_5c.b0.conv3d.weight"][:, :1]  # wrong input width

@@ -134,7 +134,7 @@ def test_checkpoint_that_is_not_wav2vec2_is_refused(corpus, tmp_path, w2v_checkp
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     proc = run_script("extract_speech_features.py", tsv, "--out", tmp_path / "x", "--checkpoint", junk)
-    assert proc.returncode != 0 and f"{junk}: not a loadable fairseq checkpoint" in proc.stderr
+    assert proc.returncode != 0 and f"{junk}: not a readable fairseq checkpoint" in proc.stderr
     proc = run_script("extract_speech_features.py", tsv, "--out", tmp_path / "x", "--checkpoint", w2v_checkpoint, "--layer", "14")
     assert proc.returncode != 0 and "layer 14 asked for, but the model has layers 0..2" in proc.stderr
 
@@ -194,6 +194,9 @@ def test_killed_extraction_resumes_to_identical_files(tmp_path, w2v_checkpoint):
     assert proc.returncode == -signal.SIGKILL, "extraction finished before it could be killed"
     done = len(open(f"{killed}.lengths").read().split())
     assert 40 <= done < 160
+    with pytest.raises(CorpusError, match=rf"{killed}.npy: incomplete: .*Rerun the same extraction command"):
+        read_features(str(killed))  # consistent files, but only part of the manifest
     assert run_script("extract_speech_features.py", tsv, "--out", killed, *common).returncode == 0
     for ext in (".npy", ".lengths", ".ids"):
         assert open(f"{tmp_path / 'full'}{ext}", "rb").read() == open(f"{killed}{ext}", "rb").read(), ext
+    assert len(read_features(str(killed))[2]) == 160 and not os.path.exists(f"{killed}.partial")

@@ -1,4 +1,4 @@
-"""USLNet's single-modality stages trained through fairseq-hydra-train (task uslnet_bt): the video
+"""USLNet's single-modality stages trained through fairseq-hydra-train (task uslnet): the video
 VQ-VAE, the video GPT over its codes, MASS; resuming, rendering, bad input, and the paper-size
 configs built for shapes."""
 import json
@@ -48,9 +48,11 @@ def test_vqvae_stage_logs_reconstruction_and_codebook_use(clips, vqvae_run):
 
 def test_gpt_stage_learns_below_unigram_entropy(clips, vqvae_run, gpt_run):
     run, log = gpt_run
-    model, task_cfg = load_video_model(f"{run}/ckpt/checkpoint_last.pt")
-    cache = DecodedClipCache(f"{clips}/cache", task_cfg.fps, task_cfg.resolution)
-    train = VideoWindowDataset(f"{clips}/train.tsv", cache, task_cfg.window_frames)
+    model = load_video_model(f"{run}/ckpt/checkpoint_last.pt")
+    geometry = model.geometry  # the VQ-VAE's, chosen by the video_vqvae run's task settings
+    assert (geometry.fps, geometry.resolution, geometry.window_frames) == (10, 32, 8)
+    cache = DecodedClipCache(f"{clips}/cache", geometry.fps, geometry.resolution)
+    train = VideoWindowDataset(f"{clips}/train.tsv", cache, geometry.window_frames)
     with torch.no_grad():
         codes = model.vqvae.encode(torch.stack([train[i]["video"] for i in range(len(train))]))
     counts = torch.bincount(codes.flatten(), minlength=model.vqvae.n_codes).double()
@@ -72,7 +74,7 @@ def test_gpt_checkpoint_is_self_contained(vqvae_run, gpt_run, tmp_path):
     moved = tmp_path / "vqvae_moved.pt"
     os.rename(f"{vqvae_run[0]}/ckpt/checkpoint_last.pt", moved)
     try:
-        model, _ = load_video_model(gpt_ckpt)
+        model = load_video_model(gpt_ckpt)
         assert model.gpt.latent_shape == (4, 8, 8)
     finally:
         os.rename(moved, f"{vqvae_run[0]}/ckpt/checkpoint_last.pt")

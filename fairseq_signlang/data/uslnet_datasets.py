@@ -11,7 +11,8 @@ from fairseq.data import FairseqDataset, data_utils
 from tqdm import tqdm
 
 from fairseq_signlang.io.readers import CorpusError
-from fairseq_signlang.data.video_windows import DecodedClipCache, clip_tensor, numbered_clips
+from fairseq_signlang.data.video_windows import DecodedClipCache, clip_tensor
+from fairseq_signlang.io.video import numbered_clip_rows
 from fairseq_signlang.io.video import sample_evenly
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ class VideoClipDataset(FairseqDataset):
         super().__init__()
         self.cache, self.clip_frames, self.pad, self.eos = cache, int(clip_frames), pad, eos
         self.clips, self.where, frames, self.texts = [], [], [], []
-        for where, row in tqdm(numbered_clips(manifest), desc=f"decoding {os.path.basename(manifest)}", unit="clip"):
+        for where, row in tqdm(numbered_clip_rows(manifest), desc=f"decoding {os.path.basename(manifest)}", unit="clip"):
             frames.append(len(cache.get(row, where)))
             if encode_text is not None:
                 if not row.text or not row.text.strip():

@@ -14,29 +14,20 @@ import logging
 import os
 import struct
 import uuid
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 from fairseq.data import FairseqDataset
 from tqdm import tqdm
 
-from fairseq_signlang.io.readers import CorpusError, numbered_lines
-from fairseq_signlang.io.video import ClipRow, center_crop, iter_video, read_clip_manifest
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.io.video import ClipRow, center_crop, iter_video, numbered_clip_rows
 
 logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1  # bump when the decoding recipe changes, so old cache files are not reused
 _NPY_HEADER = 128  # bytes; fixed so the header can be rewritten once the frame count is known
-
-
-def numbered_clips(manifest: str) -> List[Tuple[str, ClipRow]]:
-    """The checked rows of a clip manifest, each with its location `manifest:line` for errors."""
-    rows = read_clip_manifest(manifest)
-    # read_clip_manifest takes the first line as the header and skips blank lines after it
-    linenos = [n for n, line in list(numbered_lines(manifest))[1:] if line.strip()]
-    assert len(linenos) == len(rows), manifest
-    return [(f"{manifest}:{n}", row) for n, row in zip(linenos, rows)]
 
 
 def _clip_error(row: ClipRow, where: str, message) -> CorpusError:
@@ -151,7 +142,7 @@ class VideoWindowDataset(FairseqDataset):
         self.window_stride = int(window_stride) or self.window_frames
         self.shuffle, self.epoch = True, 1
         self.clips, self.where, windows, short = [], [], [], []
-        for where, row in tqdm(numbered_clips(manifest), desc=f"decoding {os.path.basename(manifest)}", unit="clip"):
+        for where, row in tqdm(numbered_clip_rows(manifest), desc=f"decoding {os.path.basename(manifest)}", unit="clip"):
             T = len(cache.get(row, where))
             if T < self.window_frames:
                 short.append(f"{where}: clip {row.id!r} has {T} frames")

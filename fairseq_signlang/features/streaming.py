@@ -6,6 +6,12 @@ frames are appended first (npy-append-array), then its id, then its length: the 
 line is the commit. Opening a writer on existing files keeps exactly the committed
 utterances, cutting off frames or an id written before a kill, so a rerun finishes with files
 identical to an uninterrupted run and nothing is held in memory but one utterance.
+
+Completeness: opening a writer first writes `{prefix}.partial`, and only `finish()` (called once
+every row the output is meant to hold has been appended or skipped) deletes it. While it exists
+the readers of io/readers.py refuse the corpus as incomplete (the rule is in that module's
+docstring), so the consistent-looking pair an error or a kill leaves behind cannot pass for a
+whole corpus; rerunning the same extraction resumes and then finishes it.
 """
 import os
 from typing import List, Set
@@ -13,6 +19,8 @@ from typing import List, Set
 import numpy as np
 from npy_append_array import NpyAppendArray
 from npy_append_array.npy_append_array import recover
+
+from fairseq_signlang.io.readers import PARTIAL_SUFFIX
 
 
 def _complete_lines(path: str) -> list:
@@ -42,10 +50,23 @@ def _truncate_rows(npy: str, rows: int) -> None:
     recover(npy)  # rewrite the header's row count to match the data
 
 
+def _write_marker(path: str, text: str) -> None:
+    """The in-progress marker, on disk (fsynced) before any output file is touched: only its
+    existence counts, so a marker cut short by a crash still marks the output incomplete."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
 class ResumableFeatureWriter:
-    def __init__(self, prefix: str):
+    def __init__(self, prefix: str, source: str = ""):
+        """`source`: what is being extracted (manifest, rows), kept in `{prefix}.partial` so the
+        error for an unfinished output can say which extraction to rerun."""
         self.prefix = prefix
         os.makedirs(os.path.dirname(os.path.abspath(prefix)) or ".", exist_ok=True)
+        self.marker_path = prefix + PARTIAL_SUFFIX
+        _write_marker(self.marker_path, source or "feature extraction")
         self.npy_path = prefix + ".npy"
         lengths = [int(x) for x in _complete_lines(prefix + ".lengths")]
         ids = _complete_lines(prefix + ".ids")[: len(lengths)]
@@ -88,9 +109,21 @@ class ResumableFeatureWriter:
         self.done.add(row)
 
     def close(self) -> None:
+        """Close the files; the output stays marked incomplete unless `finish()` was called."""
         self._npy.close()
         for f in (self._ids, self._lengths, self._bad):
             f.close()
+
+    def finish(self) -> None:
+        """Close the files and mark the output complete: call it only when every row it is meant
+        to hold has been appended or skipped."""
+        self.close()
+        for path in (self.npy_path, self.prefix + ".ids", self.prefix + ".bad"):  # on disk before the marker goes
+            if os.path.exists(path):
+                with open(path, "rb+") as f:
+                    os.fsync(f.fileno())
+        if os.path.exists(self.marker_path):
+            os.remove(self.marker_path)
 
     def __enter__(self):
         return self

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fairseq_signlang.io.device import default_device
-from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.io.checkpoints import CheckpointError, read_checkpoint
 
 MIXED = ("Mixed_3b", "Mixed_3c", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f", "Mixed_5b", "Mixed_5c")
 BRANCHES = ("b0", "b1a", "b1b", "b2a", "b2b", "b3b")
@@ -160,17 +160,12 @@ class VGG(nn.Module):
 def load_state_dict(path: str) -> Dict[str, torch.Tensor]:
     """Tensors of a checkpoint saved as a bare state dict or under "state_dict" / "model",
     with DataParallel's "module." prefixes removed. Loaded weights-only."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CorpusError(f"{path}: checkpoint not found") from None
-    except Exception as e:
-        raise CorpusError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    obj = read_checkpoint(path, "PyTorch checkpoint")
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CorpusError(f"{path}: holds no state dict of tensors")
+        raise CheckpointError(f"{path}: holds no state dict of tensors")
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 
@@ -191,11 +186,11 @@ def build_from_checkpoint(path: str, kind: str) -> nn.Module:
         else:
             raise ValueError(f"unknown visual model {kind!r} (i3d or vgg)")
     except KeyError as e:
-        raise CorpusError(f"{path}: not {_a(kind)} checkpoint (no {e.args[0]})") from None
+        raise CheckpointError(f"{path}: not {_a(kind)} checkpoint (no {e.args[0]})") from None
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
-        raise CorpusError(f"{path}: not {_a(kind)} checkpoint of the expected layout (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise CheckpointError(f"{path}: not {_a(kind)} checkpoint of the expected layout (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model.eval()
 
 

@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from fairseq_signlang.io.checkpoints import CheckpointError, read_fairseq_checkpoint
 from fairseq_signlang.io.device import default_device
 from fairseq_signlang.io.readers import CorpusError
 
@@ -17,18 +18,15 @@ def load_wav2vec2(path: str, device: Optional[str] = None):
     from fairseq import checkpoint_utils
     from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Model
 
-    import fairseq_signlang  # noqa: F401  (weights-only loading of fairseq checkpoints)
-
+    state = read_fairseq_checkpoint(path)
     try:
-        models, _cfg, _task = checkpoint_utils.load_model_ensemble_and_task([path])
-    except FileNotFoundError:
-        raise CorpusError(f"{path}: checkpoint not found") from None
+        models, _cfg, _task = checkpoint_utils.load_model_ensemble_and_task([path], state=state)
     except Exception as e:
-        raise CorpusError(f"{path}: not a loadable fairseq checkpoint ({type(e).__name__}: {e})") from None
+        raise CheckpointError(f"{path}: fairseq could not build the model of this checkpoint ({type(e).__name__}: {e})") from None
     model = models[0]
     model = getattr(getattr(model, "w2v_encoder", None), "w2v_model", model)  # fine-tuned wrapper
     if not isinstance(model, Wav2Vec2Model):
-        raise CorpusError(f"{path}: not a wav2vec 2.0 checkpoint (its model is {type(model).__name__})")
+        raise CheckpointError(f"{path}: not a wav2vec 2.0 checkpoint (its model is {type(model).__name__})")
     return model.eval().to(default_device(device))
 
 

@@ -54,6 +54,13 @@ def find_audio(root: str, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> List[
 
 def read_manifest(path: str) -> Tuple[str, List[Tuple[str, int]]]:
     """(root, [(relative path, num_samples)]) of a manifest; checks every row and that its file exists."""
+    root, rows = numbered_manifest_rows(path)
+    return root, [(rel, n) for _, rel, n in rows]
+
+
+def numbered_manifest_rows(path: str, missing_ok: bool = False) -> Tuple[str, List[Tuple[str, str, int]]]:
+    """(root, [(`manifest:line`, relative path, num_samples)]), checked as read_manifest does; with
+    `missing_ok` a row whose file does not exist is kept, for an extraction to skip and list."""
     if not os.path.isfile(path):
         raise CorpusError(f"{path}: manifest not found")
     lines = list(numbered_lines(path))
@@ -65,7 +72,7 @@ def read_manifest(path: str) -> Tuple[str, List[Tuple[str, int]]]:
         parts = line.rstrip("\n").split("\t")
         if len(parts) != 2 or not parts[1].strip().isdigit():
             raise CorpusError(f"{path}:{lineno}: expected `relative/path<TAB>num_samples`, got {line.strip()!r}")
-        if not os.path.isfile(os.path.join(root, parts[0])):
+        if not missing_ok and not os.path.isfile(os.path.join(root, parts[0])):
             raise CorpusError(f"{path}:{lineno}: {os.path.join(root, parts[0])} does not exist")
-        rows.append((parts[0], int(parts[1])))
+        rows.append((f"{path}:{lineno}", parts[0], int(parts[1])))
     return root, rows

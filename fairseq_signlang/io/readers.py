@@ -1,8 +1,25 @@
 """Readers for unit and feature corpora that check what they read.
 
 Every problem is reported with the file and, where there is one, the 1-based line:
-a missing file, an empty sentence, a unit that is not in the dictionary, a `.lengths`
-file that disagrees with its `.npy`, non-finite feature values.
+a missing file, an empty sentence, a unit that is not in the dictionary, a negative or
+malformed dictionary count, a `.lengths` file that disagrees with its `.npy` (at the first
+line where the running total of lengths passes the array's rows), features that are not
+floating point, non-finite feature values.
+
+Complete and incomplete feature corpora. A feature extraction (features/pipeline.py through
+features/streaming.py's ResumableFeatureWriter) streams `{prefix}.npy` + `{prefix}.lengths` one
+utterance at a time, so when it stops early (an error, a kill) the pair it leaves is consistent
+and would load, yet holds only part of its manifest. The rule: **a feature corpus
+`{prefix}.npy` + `{prefix}.lengths` is incomplete while `{prefix}.partial` exists.** The
+extraction writes that marker before it touches any output file and deletes it only after the
+last row of its manifest (or shard) has been written or listed in `{prefix}.bad`; every reader
+of a feature corpus here (`read_lengths`, `open_feature_array`, `read_features`, and through them
+merge_shards, the tasks, pooling, clustering and the CPC encoder) refuses a corpus with the
+marker, naming the file and telling how to finish it: rerun the same extraction command, which
+resumes after the last utterance written. Every other writer of `.npy` + `.lengths` pairs
+(`write_features`, `atomic_array_appender` users: pooling, PCA, merge_shards, the CPC encoder,
+the corpus builders) writes complete files under a temporary name and renames them, so it never
+needs the marker, and what it wrote loads as before.
 """
 import os
 from typing import List, Tuple
@@ -14,6 +31,31 @@ from fairseq.data import Dictionary
 
 class CorpusError(ValueError):
     """Bad input data; the message names the file (and line)."""
+
+
+PARTIAL_SUFFIX = ".partial"  # `{prefix}.partial`: an extraction into `prefix` has not finished
+
+
+def check_complete(prefix: str, what: str) -> None:
+    """Refuse the feature corpus `prefix` while an extraction into it is unfinished (see the
+    module docstring); `what` is the file being read, named in the message."""
+    marker = prefix + PARTIAL_SUFFIX
+    if not os.path.exists(marker):
+        return
+    try:
+        with open(marker, encoding="utf-8", errors="replace") as f:
+            source = f.readline().strip()
+    except OSError:
+        source = ""
+    raise CorpusError(
+        f"{what}: incomplete: the feature extraction writing {prefix}.npy/.lengths stopped before the end of its manifest"
+        f"{f' ({source})' if source else ''}, so it holds only part of the corpus ({marker} marks it). "
+        f"Rerun the same extraction command to resume it from the last utterance written."
+    )
+
+
+def _feature_prefix(path: str, suffix: str) -> str:
+    return path[: -len(suffix)] if path.endswith(suffix) else path
 
 
 def require_file(path: str, what: str = "file") -> str:
@@ -32,8 +74,33 @@ def numbered_lines(path: str):
                 raise CorpusError(f"{path}:{lineno}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
+def check_dictionary_lines(path: str) -> None:
+    """Each line `symbol count [#fairseq:overwrite]`, parsed as fairseq's Dictionary.add_from_file
+    parses it, with a count that is a non-negative integer and no symbol twice (unless flagged
+    to overwrite); fairseq itself accepts negative counts and names no line."""
+    seen = set()
+    for lineno, line in numbered_lines(path):
+        parts = line.rstrip().rsplit(" ", 1)
+        overwrite = len(parts) == 2 and parts[1] == "#fairseq:overwrite"
+        if overwrite:
+            parts = parts[0].rsplit(" ", 1)
+        if len(parts) != 2:
+            raise CorpusError(f"{path}:{lineno}: expected `symbol count` (fairseq dictionary), got {line.strip()!r}")
+        symbol, field = parts
+        try:
+            count = int(field)
+        except ValueError:
+            raise CorpusError(f"{path}:{lineno}: count of {symbol!r} is not an integer: {field!r}") from None
+        if count < 0:
+            raise CorpusError(f"{path}:{lineno}: count of {symbol!r} is negative ({count}); counts are occurrences, 0 or more")
+        if symbol in seen and not overwrite:
+            raise CorpusError(f"{path}:{lineno}: symbol {symbol!r} is listed twice (add #fairseq:overwrite to mean it)")
+        seen.add(symbol)
+
+
 def load_dictionary(path: str) -> Dictionary:
     require_file(path, "dictionary")
+    check_dictionary_lines(path)
     try:
         return Dictionary.load(path)
     except Exception as e:  # fairseq raises plain ValueError/RuntimeError without the path
@@ -77,6 +144,7 @@ def read_cluster_ids(path: str) -> List[np.ndarray]:
 
 def read_lengths(path: str) -> np.ndarray:
     require_file(path, "lengths file")
+    check_complete(_feature_prefix(path, ".lengths"), path)
     lengths = []
     for lineno, line in numbered_lines(path):
         s = line.strip()
@@ -89,15 +157,42 @@ def read_lengths(path: str) -> np.ndarray:
 
 
 def open_feature_array(npy: str) -> np.ndarray:
-    """Memory-map a (frames, dim) feature array, checking only its header."""
+    """Memory-map a (frames, dim) floating-point feature array, checking only its header (and
+    that no extraction into it is unfinished)."""
     require_file(npy, "feature file")
+    check_complete(_feature_prefix(npy, ".npy"), npy)
     try:
         feats = np.load(npy, mmap_mode="r")
     except Exception as e:
         raise CorpusError(f"{npy}: not a readable .npy file ({e})") from e
     if feats.ndim != 2:
         raise CorpusError(f"{npy}: expected a 2-D (frames, dim) array, got shape {feats.shape}")
+    if not np.issubdtype(feats.dtype, np.floating):
+        raise CorpusError(f"{npy}: feature values are {feats.dtype}, expected floating point (e.g. float32); "
+                          f"integer ids belong in a unit file (.km / .src), not a feature array")
     return feats
+
+
+def check_lengths_match(len_path: str, lengths: np.ndarray, npy: str, rows: int) -> np.ndarray:
+    """The running ends of `lengths`, checked against the `rows` of `npy`. A mismatch names the
+    first line of `len_path` whose running total passes `rows`, or, when the lengths stop short,
+    the last line (after it, rows of the array belong to no utterance)."""
+    ends = np.cumsum(lengths)
+    if len(ends) and ends[-1] == rows:
+        return ends
+    over = np.nonzero(ends > rows)[0]
+    if len(over):
+        line = int(over[0]) + 1
+        before = int(ends[line - 2]) if line > 1 else 0
+        raise CorpusError(
+            f"{len_path}:{line}: lengths sum to {int(ends[-1])} but {npy} has {rows} rows (line {line} runs past the end: "
+            f"lines 1..{line} need {int(ends[line - 1])} rows, {rows - before} were left for line {line}'s {int(lengths[line - 1])})"
+        )
+    total = int(ends[-1]) if len(ends) else 0
+    raise CorpusError(
+        f"{len_path}:{len(lengths)}: lengths sum to {total} but {npy} has {rows} rows "
+        f"(its {len(lengths)} lines cover only {total}; the last {rows - total} rows belong to no line)"
+    )
 
 
 def read_features(prefix: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -108,14 +203,7 @@ def read_features(prefix: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     npy, len_path = prefix + ".npy", prefix + ".lengths"
     feats = open_feature_array(npy)
     lengths = read_lengths(len_path)
-    ends = np.cumsum(lengths)
-    if ends[-1] != feats.shape[0]:
-        over = np.nonzero(ends > feats.shape[0])[0]
-        where = f"line {over[0] + 1} runs past the end" if len(over) else f"its {len(lengths)} lines cover only {ends[-1]}"
-        raise CorpusError(
-            f"{len_path}:{(over[0] + 1) if len(over) else len(lengths)}: lengths sum to {ends[-1]} but "
-            f"{npy} has {feats.shape[0]} rows ({where})"
-        )
+    ends = check_lengths_match(len_path, lengths, npy, feats.shape[0])
     offsets = ends - lengths
     chunk = 1 << 16
     for start in range(0, feats.shape[0], chunk):

@@ -140,6 +140,13 @@ CLIP_COLUMNS = ("id", "path", "start", "end", "text")
 def read_clip_manifest(path: str) -> List[ClipRow]:
     """Rows of a clip manifest, checked: known columns, unique ids, spans with start < end and
     every video present."""
+    return [row for _, row in numbered_clip_rows(path)]
+
+
+def numbered_clip_rows(path: str, missing_ok: bool = False) -> List[Tuple[str, ClipRow]]:
+    """(`manifest:line`, row) for every row of a clip manifest, checked as read_clip_manifest
+    does; with `missing_ok` a row whose video does not exist is kept (reading it then fails with
+    a CorpusError that an extraction can skip and list like any other bad clip)."""
     if not os.path.isfile(path):
         raise CorpusError(f"{path}: clip manifest not found")
     lines = list(numbered_lines(path))
@@ -167,9 +174,9 @@ def read_clip_manifest(path: str) -> List[ClipRow]:
             raise CorpusError(f"{path}:{lineno}: clip id {row['id']!r} is empty or used twice")
         seen.add(row["id"])
         video = os.path.normpath(os.path.join(root, row["path"]))
-        if not os.path.isfile(video):
+        if not missing_ok and not os.path.isfile(video):
             raise CorpusError(f"{path}:{lineno}: {video} does not exist")
-        rows.append(ClipRow(row["id"], video, start, end, row.get("text")))
+        rows.append((f"{path}:{lineno}", ClipRow(row["id"], video, start, end, row.get("text"))))
     if not rows:
         raise CorpusError(f"{path}: no clips")
     return rows

@@ -9,7 +9,13 @@ D[0, 0] = c[0, 0], and the distance of a pair is D[n-1, m-1] (not normalised).
 Costs are laid out cells-major, (N, M, P) with the pairs last: cell (i, d - i) of diagonal d
 sits at flat row d + i (M - 1), so a diagonal is a strided slice of rows and each row holds
 one contiguous value per pair.
+
+On the CPU the sweep runs on SWEEP_THREADS threads (one, unless the caller asks otherwise): each
+diagonal is a handful of small ops, too small for torch's intra-op threads to pay off, and when
+other processes hold the cores those threads wait on each other at every op
+(scripts/bench_retrieval.py measures both settings side by side).
 """
+from contextlib import contextmanager
 from typing import Optional, Tuple
 
 import numpy as np
@@ -17,12 +23,34 @@ import torch
 from torch import Tensor
 
 
-def dtw_distance_cells(cost: Tensor, n_lengths: Tensor, m_lengths: Tensor) -> Tensor:
+SWEEP_THREADS = 1
+
+
+@contextmanager
+def torch_threads(num_threads: Optional[int]):
+    """torch's intra-op thread count set for a block, then restored (None: left as it is)."""
+    before = torch.get_num_threads()
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        if num_threads:
+            torch.set_num_threads(before)
+
+
+def dtw_distance_cells(cost: Tensor, n_lengths: Tensor, m_lengths: Tensor, num_threads: Optional[int] = SWEEP_THREADS) -> Tensor:
     """symmetric2 DTW distance of each pair. cost: (N, M, P) cells-major; lengths: (P,).
 
     Cells beyond a pair's own (n, m) may hold anything finite: D[i, j] only depends on cells
     (i', j') with i' <= i and j' <= j, so each pair's distance is read at its own corner.
+    num_threads: torch threads for a CPU sweep (None: torch's setting); ignored on a GPU.
     """
+    with torch_threads(num_threads if cost.device.type == "cpu" else None):
+        return _sweep(cost, n_lengths, m_lengths)
+
+
+def _sweep(cost: Tensor, n_lengths: Tensor, m_lengths: Tensor) -> Tensor:
     N, M, P = cost.shape
     c = cost.reshape(N * M, P)
     n_cpu, m_cpu = n_lengths.cpu(), m_lengths.cpu()

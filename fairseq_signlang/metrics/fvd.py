@@ -9,9 +9,8 @@ network does (Mixed_5c -> 2x7x7 average pool -> 1x1x1 conv -> mean over time); w
 are Mixed_5c averaged over time and space (1024-d at paper size). Scores from the two are not
 comparable, and neither is comparable across checkpoints, frame sizes or clip lengths.
 """
-import os
 import warnings
-from typing import Iterable, Iterator, Optional, Tuple
+from typing import Iterable, Optional, Tuple
 
 import numpy as np
 import torch

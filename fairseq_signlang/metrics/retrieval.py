@@ -4,14 +4,14 @@ Sim(X, Y) = -DTW(G(X), Y) / L with cosine distance between frames and L the leng
 Speech-to-sign (A->V) ranks the sign sequences for each speech query; sign-to-speech (V->A)
 ranks the speech sequences for each sign query; both read the same similarity matrix.
 """
-from typing import Dict, Iterable, Sequence
+from typing import Dict, Iterable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 from torch import Tensor
 
-from fairseq_signlang.metrics.dtw import dtw_distance_cells
+from fairseq_signlang.metrics.dtw import SWEEP_THREADS, dtw_distance_cells
 
 RECALL_KS = (1, 5, 10)
 
@@ -35,7 +35,8 @@ def frame_cosine_cost(queries: Tensor, candidates: Tensor) -> Tensor:
         # rows of q picked by unit id: out[t, s, c, :] = q[t, units[c, s], :]
         sim = q.index_select(1, candidates.t().reshape(-1)).view(q.shape[0], S, C, q.shape[2])
     else:
-        sim = torch.einsum("tvq,csv->tscq", q, F.normalize(candidates, dim=-1, eps=1e-8))
+        # einsum may hand back a strided view: dtw_similarity reshapes the cells, so make them contiguous
+        sim = torch.einsum("tvq,csv->tscq", q, F.normalize(candidates, dim=-1, eps=1e-8)).contiguous()
     return sim.neg_().add_(1.0)
 
 
@@ -50,13 +51,15 @@ def dtw_similarity(
     sign_frames: Tensor,
     sign_lengths: Tensor,
     max_cells: int = 2**25,
+    num_threads: Optional[int] = SWEEP_THREADS,
 ) -> Tensor:
     """Similarity of every (speech, sign) pair.
 
     gen_probs: (Q, T, V) generator posteriors G(X) of the speech queries, padded;
     sign_frames: (C, S, V) sign frame features, or (C, S) sign unit ids (one-hot frames), padded.
     Returns (Q, C): -DTW / sign length. Queries are processed in chunks of at most
-    ``max_cells`` cost-matrix cells so memory stays bounded on large splits.
+    ``max_cells`` cost-matrix cells so memory stays bounded on large splits; the sweep runs on
+    ``num_threads`` torch threads on the CPU (metrics/dtw.py says why one).
     """
     Q, T, _ = gen_probs.shape
     C, S = sign_frames.shape[:2]
@@ -73,6 +76,7 @@ def dtw_similarity(
             cost,
             gen_lengths[start : start + n].repeat(C),
             sign_lengths.repeat_interleave(n),
+            num_threads,
         ).view(C, n).t()
         rows.append(-dist / sign_lengths.to(dist.dtype)[None, :])
     return torch.cat(rows, dim=0)

@@ -1,1 +1,1 @@
-from . import speech2sign_u_char, speech2sign_u_word, uslnet_bt  # noqa: F401  (registration)
+from . import speech2sign_u_char, speech2sign_u_word, uslnet  # noqa: F401  (registration)

@@ -30,6 +30,8 @@ class Speech2SignUCharConfig(UnpairedSpeechSignConfig):
 
 @register_task("speech2sign_u_char", dataclass=Speech2SignUCharConfig)
 class Speech2SignUCharTask(Speech2SignUWordTask):
+    TRAINED_MODELS = {"speech2sign_u_char": ""}
+
     @classmethod
     def speech_is_discrete(cls, cfg) -> bool:
         return False

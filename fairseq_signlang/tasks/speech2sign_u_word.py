@@ -13,7 +13,9 @@ Data folder (`task.data`), wav2vec-U style:
 Training also serves the GAN objectives (the word-level JSD/MMD baselines here, wav2vec_u_gan at
 the character level): a criterion with `get_groups_for_update` has its discriminator and the
 model's generator stepped in alternation through fairseq's composite optimizer, and a loss or a
-parameter that stops being finite ends training before any checkpoint of it is written.
+parameter that stops being finite ends training before any checkpoint of it is written. Started
+again, a run resumes checkpoint.save_dir/checkpoint_last.pt: one that is finished ends having
+written nothing, and a checkpoint trained on another task.data is refused (resume_guard).
 """
 import itertools
 import logging
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 
 import torch
 from fairseq import metrics
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
@@ -35,6 +37,7 @@ from fairseq_signlang.criterions.adversarial import GENERATOR
 from fairseq_signlang.criterions.log_sums import log_totals
 from fairseq_signlang.models.speech2sign_u.linear_generator import WordUnitDecoder
 from fairseq_signlang.tasks.batching import AnyBatchSize
+from fairseq_signlang.tasks.resume_guard import ResumeGuardConfig, check_model_of_task, check_resume
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ class TrainingDiverged(RuntimeError):
 
 
 @dataclass
-class UnpairedSpeechSignConfig(FairseqDataclass):
+class UnpairedSpeechSignConfig(ResumeGuardConfig):
     """What the word and character levels share."""
 
     data: str = field(default=MISSING, metadata={"help": "folder with dict.*.txt and the {split}.* files"})
@@ -67,6 +70,9 @@ class Speech2SignUWordConfig(UnpairedSpeechSignConfig):
 
 @register_task("speech2sign_u_word", dataclass=Speech2SignUWordConfig)
 class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
+    TRAINED_MODELS = {"speech2sign_u_word": ""}  # model name -> what selects it (resume_guard.model_owner)
+    RESUME_DATA_FIELDS = ("data",)  # a checkpoint trained on another of these is not resumed
+
     def __init__(self, cfg: Speech2SignUWordConfig, src_dict, sign_dict, speech_input_dim: int):
         super().__init__(cfg)
         self.src_dict, self.sign_dict = src_dict, sign_dict
@@ -166,6 +172,10 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
     # ---- training: GAN alternation and divergence ----------------------------------------
 
     def build_model(self, cfg, from_checkpoint=False):
+        if from_checkpoint:
+            check_model_of_task(self, cfg)
+        else:  # fairseq-train: the checkpoint it is about to resume must be this run's
+            check_resume(self, cfg)
         model = super().build_model(cfg, from_checkpoint)
         for p in model.parameters():
             p.param_group = GENERATOR  # the composite optimizer's group (unused by plain optimizers)

@@ -3,6 +3,7 @@ from typing import Dict, Optional
 
 import torch
 
+from fairseq_signlang.io.checkpoints import read_fairseq_checkpoint
 from fairseq_signlang.io.device import default_device
 from fairseq_signlang.metrics.retrieval import recall_at_k, target_rank
 from fairseq_signlang.metrics.uer import unit_error_rate
@@ -14,7 +15,8 @@ def load_checkpoint(path: str, data: Optional[str] = None, device: Optional[str]
     from fairseq import checkpoint_utils
 
     overrides = {"data": data} if data is not None else None
-    models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides)
+    state = read_fairseq_checkpoint(path, overrides)  # fairseq ignores arg_overrides for a state passed in
+    models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides, state=state)
     model = models[0].eval()
     return model.to(default_device(device)), task
 

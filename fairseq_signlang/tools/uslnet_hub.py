@@ -33,7 +33,7 @@ from fairseq_signlang.io.video import read_video
 from fairseq_signlang.metrics.bleu import strip_sentencepiece
 from fairseq_signlang.models.uslnet.joint import UslnetModel, UslnetModelConfig
 from fairseq_signlang.models.uslnet.video import load_stage_state
-from fairseq_signlang.tasks.uslnet_bt import UslnetConfig, UslnetTask
+from fairseq_signlang.tasks.uslnet import UslnetConfig, UslnetTask
 from fairseq_signlang.viz.video_panels import to_frames
 
 Video = Union[str, np.ndarray]
@@ -45,8 +45,8 @@ class UslnetHub:
         self.task, self.cfg = task, cfg
         self.device = default_device(device)
         self.model = model.to(self.device).eval()
-        geometry = model.cfg.clip_geometry
-        self.fps, self.resolution, self.window_frames = float(geometry["fps"]), int(geometry["resolution"]), int(geometry["window_frames"])
+        geometry = model.geometry  # the video stage's
+        self.fps, self.resolution, self.window_frames = geometry.fps, geometry.resolution, geometry.window_frames
         self.dictionary = task.target_dictionary
 
     # ---- loading and saving ---------------------------------------------------------------
@@ -70,11 +70,9 @@ class UslnetHub:
         cache (as task.data / task.video_data / task.video_cache: the text memory rate is
         measured on their train splits); model_options set other fields of the uslnet model
         config (connection, sharpness, ...)."""
-        video_task = load_stage_state(video_checkpoint, "uslnet_video_gpt")["cfg"]["task"]
         # seed: common.seed's, which a config built outside fairseq-hydra-train cannot refer to
-        task_cfg = OmegaConf.structured(UslnetConfig(stage="joint", data=data, video_data=video_data, video_cache=video_cache, seed=1,
-                                                     **{k: video_task[k] for k in ("fps", "resolution", "window_frames")}))
-        task_cfg._name = "uslnet_bt"
+        task_cfg = OmegaConf.structured(UslnetConfig(stage="joint", data=data, video_data=video_data, video_cache=video_cache, seed=1))
+        task_cfg._name = "uslnet"
         task = UslnetTask.setup_task(task_cfg)
         model_cfg = OmegaConf.structured(UslnetModelConfig(text_checkpoint=text_checkpoint, video_checkpoint=video_checkpoint, **model_options))
         model_cfg._name = "uslnet"

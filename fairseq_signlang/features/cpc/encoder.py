@@ -12,7 +12,6 @@ c_i^T W_k z_{i+k}, as CPC does (van den Oord et al., 2018): a single dot product
 same c_i to point at the frames 1, 2 and 3 steps ahead at once.
 """
 import dataclasses
-import os
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
@@ -20,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.io.checkpoints import CheckpointError, read_checkpoint
 from fairseq_signlang.io.writers import atomic_open
 
 OUTPUTS = ("context", "mlp")  # what `encode` returns: the LSTM's c or the MLP's z
@@ -148,21 +147,16 @@ def save_checkpoint(path: str, model: CPCSignEncoder, epoch: int, valid_accuracy
 def load_checkpoint(path: str, device: str = "cpu") -> Tuple[CPCSignEncoder, dict]:
     """(model in eval mode on `device`, the checkpoint's other entries: config, epoch,
     valid_accuracy). Anything that is not a checkpoint of `save_checkpoint` names the file."""
-    if not os.path.isfile(path):
-        raise CorpusError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CorpusError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
-    missing = [k for k in ("config", "model", "input_mean", "input_std") if not isinstance(state, dict) or k not in state]
+    state = read_checkpoint(path, "PyTorch checkpoint")
+    missing = [k for k in ("config", "model", "input_mean", "input_std") if k not in state]
     if missing:
-        raise CorpusError(f"{path}: not a CPC sign encoder checkpoint (no {', '.join(missing)})")
+        raise CheckpointError(f"{path}: not a CPC sign encoder checkpoint (no {', '.join(missing)})")
     try:
         cfg = CPCConfig(**state["config"])
         model = CPCSignEncoder(cfg)
         model.load_state_dict(state["model"])
         model.set_input_standardization(state["input_mean"], state["input_std"])
     except (TypeError, ValueError, RuntimeError) as e:
-        raise CorpusError(f"{path}: not a CPC sign encoder checkpoint of the expected layout ({e})") from None
+        raise CheckpointError(f"{path}: not a CPC sign encoder checkpoint of the expected layout ({e})") from None
     info = {k: v for k, v in state.items() if k not in ("model", "input_mean", "input_std")}
     return model.eval().to(device), info

@@ -15,6 +15,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
 
 from fairseq_signlang.models.speech2sign_u.linear_generator import WordUnitDecoder
+from fairseq_signlang.models.weights_fit import ExplainsWeightMismatch
 
 
 def join_segments(logits: torch.Tensor, padding_mask: torch.Tensor, pick_random: bool):
@@ -68,7 +69,7 @@ class Speech2SignUCharModelConfig(FairseqDataclass):
 
 
 @register_model("speech2sign_u_char", dataclass=Speech2SignUCharModelConfig)
-class Speech2SignUCharModel(BaseFairseqModel):
+class Speech2SignUCharModel(ExplainsWeightMismatch, BaseFairseqModel):
     def __init__(self, cfg: Speech2SignUCharModelConfig, input_dim: int, num_units: int, num_specials: int):
         super().__init__()
         if cfg.generator_kernel < 1:

@@ -12,6 +12,8 @@ import torch.nn as nn
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
 
+from fairseq_signlang.models.weights_fit import ExplainsWeightMismatch
+
 
 class LinearGenerator(nn.Module):
     def __init__(self, input_dim: int, num_outputs: int, invalid_outputs: Optional[torch.Tensor] = None):
@@ -43,7 +45,7 @@ class Speech2SignUWordModelConfig(FairseqDataclass):
 
 
 @register_model("speech2sign_u_word", dataclass=Speech2SignUWordModelConfig)
-class Speech2SignUWordModel(BaseFairseqModel):
+class Speech2SignUWordModel(ExplainsWeightMismatch, BaseFairseqModel):
     def __init__(self, cfg: Speech2SignUWordModelConfig, input_dim: int, num_outputs: int, invalid_outputs, discrete_input: bool):
         super().__init__()
         self.cfg = cfg

@@ -1,5 +1,5 @@
 """USLNet, joined: the MASS text model, the VQ-VAE + GPT video model and the sliding-window
-aligner (sec. 2.3-2.4). Model `uslnet`, trained by stage `joint` of task uslnet_bt.
+aligner (sec. 2.3-2.4). Model `uslnet`, trained by stage `joint` of task uslnet.
 
 As a fairseq encoder-decoder it translates sign video into text: its encoder is the video
 encoder (VQ-VAE encoder and codebook, eq. 2-3) followed by the aligner's video-to-text mapping
@@ -9,8 +9,9 @@ it unchanged. The other direction (text -> video) is `generate_codes`: text enco
 
 The number of text memory positions the aligner makes from a clip is `round(duration *
 tokens_per_second)`, a rate the task measures on the unpaired corpora (mean sentence length over
-mean clip duration), so a clip of a long sentence gets more positions; a pseudo clip made from an
-m-token sentence is given duration m / tokens_per_second, so it maps back to m positions.
+mean clip duration) when the model is first built, so a clip of a long sentence gets more
+positions; a pseudo clip made from an m-token sentence is given duration m / tokens_per_second,
+so it maps back to m positions. The clip geometry is the video stage's (`model.geometry`).
 
 The text and video stages' configs are copied into `text_args` / `video_args` when the model is
 first built (as fairseq's wav2vec 2.0 fine-tuning keeps `w2v_args`), so a joint checkpoint
@@ -18,7 +19,6 @@ reloads without the stage checkpoints.
 """
 import logging
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -30,8 +30,12 @@ from fairseq_signlang.models.eval_mode import eval_mode
 from fairseq_signlang.models.uslnet.mass_transformer import FragmentPositions, UslnetTextModel
 from fairseq_signlang.models.uslnet.sliding_window_aligner import CONNECTIONS, DEFAULT_SHARPNESS, SlidingWindowAligner
 from fairseq_signlang.models.uslnet.video import UslnetVideoGPTModel, adopt_stage_config, load_stage_state
+from fairseq_signlang.models.weights_fit import ExplainsWeightMismatch
 
 logger = logging.getLogger(__name__)
+
+# aligner settings the weights of a joint checkpoint fix (model.init_checkpoint replaces them)
+ARCHITECTURE = ("connection", "sharpness", "position_dim", "max_text_len")
 
 
 @dataclass
@@ -43,7 +47,6 @@ class UslnetModelConfig(FairseqDataclass):
     )
     text_args: Any = field(default=None, metadata={"help": "filled in from text_checkpoint; not set by hand"})
     video_args: Any = field(default=None, metadata={"help": "filled in from video_checkpoint; not set by hand"})
-    clip_geometry: Any = field(default=None, metadata={"help": "fps, resolution and window_frames of the task; filled in, not set by hand"})
     connection: ChoiceEnum(list(CONNECTIONS)) = field(
         default="soft", metadata={"help": "length mapper: soft (the paper's), hard (current window only) or pooling (baseline)"}
     )
@@ -112,7 +115,7 @@ class VideoTextEncoder(FairseqEncoder):
 
 
 @register_model("uslnet", dataclass=UslnetModelConfig)
-class UslnetModel(FairseqEncoderDecoderModel):
+class UslnetModel(ExplainsWeightMismatch, FairseqEncoderDecoderModel):
     def __init__(self, cfg, text: UslnetTextModel, video: UslnetVideoGPTModel, aligner: SlidingWindowAligner, dictionary):
         encoder = VideoTextEncoder(dictionary, video, aligner, cfg.tokens_per_second, cfg.max_text_len)
         super().__init__(encoder, text.decoder)
@@ -122,6 +125,10 @@ class UslnetModel(FairseqEncoderDecoderModel):
         self.video, self.aligner = video, aligner
         self.apply_freezing()
 
+    @property
+    def geometry(self):
+        return self.video.geometry
+
     @classmethod
     def build_model(cls, cfg: UslnetModelConfig, task):
         init_state = None
@@ -129,8 +136,10 @@ class UslnetModel(FairseqEncoderDecoderModel):
             init_state = load_stage_state(cfg.init_checkpoint, "uslnet")
             joint = init_state["cfg"]["model"]
             with open_dict(cfg):
-                cfg.text_args, cfg.video_args, cfg.clip_geometry = joint.text_args, joint.video_args, joint.clip_geometry
-                for key in ("connection", "sharpness", "position_dim", "max_text_len"):
+                cfg.text_args, cfg.video_args = joint.text_args, joint.video_args
+                for key in ARCHITECTURE:  # the weights fix them
+                    if str(cfg[key]) != str(joint[key]):
+                        logger.warning(f"model.{key}={cfg[key]} is replaced by {joint[key]}, the value model.init_checkpoint was trained with")
                     cfg[key] = joint[key]
                 cfg.tokens_per_second = cfg.tokens_per_second or joint.tokens_per_second
         text_state = adopt_stage_config(cfg, "text_args", "text_checkpoint", "uslnet_text",
@@ -140,23 +149,20 @@ class UslnetModel(FairseqEncoderDecoderModel):
                 cfg.text_args.init_checkpoint = ""  # its weights are the checkpoint's own
         video_state = adopt_stage_config(cfg, "video_args", "video_checkpoint", "uslnet_video_gpt",
                                          "the joint stage starts from a video_gpt checkpoint (or model.init_checkpoint)")
-        if cfg.tokens_per_second <= 0:
-            rate = getattr(task, "tokens_per_second", None)
-            if not rate:
-                raise ValueError("model.tokens_per_second is 0 and the task measured no rate (it needs train text and video)")
-            with open_dict(cfg):
-                cfg.tokens_per_second = float(rate)
         text = UslnetTextModel.build_model(cfg.text_args, task)
         if text_state is not None:
             text.load_state_dict(text_state["model"])
             logger.info(f"text model loaded from {cfg.text_checkpoint}")
-        if cfg.clip_geometry is None:
-            with open_dict(cfg):
-                cfg.clip_geometry = {k: task.cfg[k] for k in ("fps", "resolution", "window_frames")}
-        video = UslnetVideoGPTModel.build_model(cfg.video_args, SimpleNamespace(cfg=SimpleNamespace(**cfg.clip_geometry)))
+        video = UslnetVideoGPTModel.build_model(cfg.video_args)
         if video_state is not None:
             video.load_state_dict(video_state["model"])
             logger.info(f"video model loaded from {cfg.video_checkpoint}")
+        if cfg.tokens_per_second <= 0:  # measured once, on the unpaired training corpora cut as the video model cuts clips
+            measure = getattr(task, "measure_tokens_per_second", None)
+            if measure is None:
+                raise ValueError("model.tokens_per_second is 0 and the task cannot measure a rate (it needs train text and video)")
+            with open_dict(cfg):
+                cfg.tokens_per_second = float(measure(video.geometry))
         t, h, w = video.gpt.latent_shape
         aligner = SlidingWindowAligner(
             text_dim=text.encoder.embed_tokens.embedding_dim, video_dim=video.vqvae.embedding_dim, video_cond_dim=video.gpt.hidden,
@@ -167,7 +173,7 @@ class UslnetModel(FairseqEncoderDecoderModel):
         if init_state is not None:
             model.load_state_dict(init_state["model"])
             logger.info(f"joint model loaded from {cfg.init_checkpoint}")
-        model.derived_cfg = {k: cfg[k] for k in ("text_args", "video_args", "clip_geometry", "tokens_per_second", "connection", "sharpness", "position_dim", "max_text_len")}
+        model.derived_cfg = {k: cfg[k] for k in ("text_args", "video_args", "tokens_per_second", *ARCHITECTURE)}
         return model
 
     def apply_freezing(self):

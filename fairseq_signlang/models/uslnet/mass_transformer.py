@@ -27,7 +27,7 @@ and in a hydra yaml:
 
 Defaults are the paper's size.
 A trained model loaded back from its own checkpoint (fairseq-generate) does not read
-init_checkpoint again: task uslnet_bt clears it when building from a checkpoint.
+init_checkpoint again: task uslnet clears it when building from a checkpoint.
 """
 import argparse
 import logging
@@ -38,11 +38,14 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from fairseq import checkpoint_utils, utils
+from fairseq import utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.dataclass.utils import gen_parser_from_dataclass
 from fairseq.models import register_model
 from fairseq.models.transformer import TransformerConfig, TransformerModelBase
+
+from fairseq_signlang.io.checkpoints import read_fairseq_checkpoint
+from fairseq_signlang.models.weights_fit import ExplainsWeightMismatch
 
 logger = logging.getLogger(__name__)
 
@@ -104,15 +107,7 @@ def _first(names, limit=5):
 
 def load_init_checkpoint(model: torch.nn.Module, path: str) -> None:
     """Copy the weights of a fairseq checkpoint into `model`; every key and shape must match."""
-    try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"init_checkpoint {path}: no such file") from None
-    except Exception as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"init_checkpoint {path}: not a readable fairseq checkpoint ({reason})") from e
-    if not isinstance(state.get("model"), dict):
-        raise ValueError(f"init_checkpoint {path}: has no 'model' state dict")
+    state = read_fairseq_checkpoint(path)
     theirs, ours = state["model"], model.state_dict()
     missing, unexpected = set(ours) - set(theirs), set(theirs) - set(ours)
     bad_shape = [k for k in set(ours) & set(theirs) if tuple(ours[k].shape) != tuple(theirs[k].shape)]
@@ -187,7 +182,7 @@ class FragmentPositions:
 
 
 @register_model("uslnet_text", dataclass=UslnetTextConfig)
-class UslnetTextModel(TransformerModelBase):
+class UslnetTextModel(ExplainsWeightMismatch, TransformerModelBase):
     """fairseq's transformer plus fragment positions for the MASS decoder."""
 
     def __init__(self, cfg, encoder, decoder):
@@ -200,7 +195,7 @@ class UslnetTextModel(TransformerModelBase):
 
     @classmethod
     def build_model(cls, cfg, task):
-        # one dictionary for both sides (task uslnet_bt has no text source dictionary: its joint model reads video)
+        # one dictionary for both sides (task uslnet has no text source dictionary: its joint model reads video)
         dictionary = task.target_dictionary
         model = super().build_model(to_transformer_config(cfg), SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary))
         if getattr(cfg, "init_checkpoint", ""):

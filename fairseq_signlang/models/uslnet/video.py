@@ -3,22 +3,24 @@
 The GPT model carries the VQ-VAE it was trained over, frozen: its checkpoint is then all that
 rendering, generation and the joint stage need. As fairseq's wav2vec 2.0 fine-tuning does with
 `w2v_args`, the VQ-VAE checkpoint's model config is copied into `vqvae_args` when the GPT is first
-built, so reloading the GPT checkpoint needs no VQ-VAE file.
+built, so reloading the GPT checkpoint needs no VQ-VAE file. The clip geometry (frame rate,
+resolution, window length) is the VQ-VAE's: chosen by the task of the video_vqvae run, kept in its
+model config, and read from there by every later stage (models/uslnet/geometry.py).
 """
 import logging
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any, List, Sequence, Union
 
 import torch
-from fairseq import checkpoint_utils
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
 from omegaconf import open_dict
 
-from fairseq_signlang.models.uslnet.geometry import check_downsampling
+from fairseq_signlang.io.checkpoints import CheckpointError, checkpoint_model_name, read_fairseq_checkpoint
+from fairseq_signlang.models.uslnet.geometry import ClipGeometry
 from fairseq_signlang.models.uslnet.video_gpt import VideoGPT
 from fairseq_signlang.models.uslnet.video_vqvae import VQVAE
+from fairseq_signlang.models.weights_fit import ExplainsWeightMismatch
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,10 @@ class UslnetVQVAEConfig(FairseqDataclass):
     dead_code_threshold: float = field(
         default=1.0, metadata={"help": "codes whose moving-average usage falls below this are restarted on encoder outputs; 0 = never"}
     )
+    clip_geometry: Any = field(
+        default=None, metadata={"help": "fps, resolution and window_frames the VQ-VAE is trained on: taken from the task "
+                                        "settings when the video_vqvae stage starts; not set by hand"}
+    )
 
 
 def build_vqvae(cfg) -> VQVAE:
@@ -44,15 +50,21 @@ def build_vqvae(cfg) -> VQVAE:
 
 
 @register_model("uslnet_vqvae", dataclass=UslnetVQVAEConfig)
-class UslnetVQVAEModel(BaseFairseqModel):
-    def __init__(self, vqvae: VQVAE):
+class UslnetVQVAEModel(ExplainsWeightMismatch, BaseFairseqModel):
+    def __init__(self, vqvae: VQVAE, geometry: ClipGeometry):
         super().__init__()
-        self.vqvae = vqvae
+        self.vqvae, self.geometry = vqvae, geometry
 
     @classmethod
     def build_model(cls, cfg: UslnetVQVAEConfig, task):
-        check_downsampling(task.cfg.resolution, task.cfg.window_frames, tuple(cfg.downsample))
-        return cls(build_vqvae(cfg))
+        if cfg.clip_geometry is None:  # a new VQ-VAE: its geometry is the task's choice
+            with open_dict(cfg):
+                cfg.clip_geometry = ClipGeometry.from_task_settings(task.cfg).as_dict()
+        geometry = ClipGeometry.from_dict(cfg.clip_geometry)
+        geometry.check_downsampling(cfg.downsample)
+        model = cls(build_vqvae(cfg), geometry)
+        model.derived_cfg = {"clip_geometry": cfg.clip_geometry}
+        return model
 
     def forward(self, video):  # video: (B, 3, T, H, W) in [-0.5, 0.5]
         return self.vqvae(video)
@@ -70,16 +82,13 @@ class UslnetVideoGPTConfig(FairseqDataclass):
 
 
 def load_stage_state(path: str, expected_model: Union[str, Sequence[str]]) -> dict:
-    """A checkpoint written by a uslnet_bt stage, checked to hold the expected model (or one of them)."""
-    try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: checkpoint not found") from None
-    name = (state.get("cfg") or {}).get("model", {}).get("_name")
+    """A checkpoint written by a stage of task uslnet, checked to hold the expected model (or one of them)."""
+    state = read_fairseq_checkpoint(path)
+    name = checkpoint_model_name(state)
     expected = [expected_model] if isinstance(expected_model, str) else sorted(expected_model)
     if name not in expected:
         what = f"a {expected[0]} checkpoint" if len(expected) == 1 else f"one of {expected}"
-        raise ValueError(f"{path}: holds model {name!r}, expected {what}")
+        raise CheckpointError(f"{path}: holds model {name!r}, expected {what}")
     return state
 
 
@@ -98,25 +107,30 @@ def adopt_stage_config(cfg, args_field: str, checkpoint_field: str, expected_mod
 
 
 @register_model("uslnet_video_gpt", dataclass=UslnetVideoGPTConfig)
-class UslnetVideoGPTModel(BaseFairseqModel):
-    def __init__(self, vqvae: VQVAE, gpt: VideoGPT):
+class UslnetVideoGPTModel(ExplainsWeightMismatch, BaseFairseqModel):
+    def __init__(self, vqvae: VQVAE, gpt: VideoGPT, geometry: ClipGeometry):
         super().__init__()
-        self.vqvae, self.gpt = vqvae, gpt
+        self.vqvae, self.gpt, self.geometry = vqvae, gpt, geometry
         self.vqvae.requires_grad_(False)
         self.vqvae.eval()
 
     @classmethod
-    def build_model(cls, cfg: UslnetVideoGPTConfig, task):
+    def build_model(cls, cfg: UslnetVideoGPTConfig, task=None):
+        """The task is not consulted: shapes come from the VQ-VAE (its config and geometry)."""
         state = adopt_stage_config(cfg, "vqvae_args", "vqvae_checkpoint", "uslnet_vqvae", "the video GPT needs the checkpoint of a video_vqvae run")
         vqvae = build_vqvae(cfg.vqvae_args)
         if state is not None:
             vqvae.load_state_dict({k[len("vqvae."):]: v for k, v in state["model"].items() if k.startswith("vqvae.")})
             logger.info(f"VQ-VAE loaded from {cfg.vqvae_checkpoint}")
-        check_downsampling(task.cfg.resolution, task.cfg.window_frames, tuple(vqvae.downsample))
-        latent = vqvae.latent_shape(task.cfg.window_frames, task.cfg.resolution, task.cfg.resolution)
+        if cfg.vqvae_args.get("clip_geometry") is None:
+            raise ValueError(f"model.vqvae_args has no clip_geometry: {cfg.vqvae_checkpoint or 'the VQ-VAE checkpoint'} was written "
+                             "by an older version; train the video_vqvae stage again")
+        geometry = ClipGeometry.from_dict(cfg.vqvae_args.clip_geometry)
+        geometry.check_downsampling(vqvae.downsample)
+        latent = vqvae.latent_shape(geometry.window_frames, geometry.resolution, geometry.resolution)  # (t, h, w)
         gpt = VideoGPT(vqvae.n_codes, latent, n_layers=cfg.layers, n_heads=cfg.heads, hidden=cfg.hidden,
                        dropout=cfg.dropout, attn_dropout=cfg.attn_dropout)
-        model = cls(vqvae, gpt)
+        model = cls(vqvae, gpt, geometry)
         model.derived_cfg = {"vqvae_args": cfg.vqvae_args}
         return model
 
@@ -145,11 +159,10 @@ class UslnetVideoGPTModel(BaseFairseqModel):
 
 
 def load_video_model(path: str):
-    """A uslnet_vqvae or uslnet_video_gpt model from its checkpoint, in eval mode, and the task
-    config it was trained with (frame rate, resolution, window length)."""
+    """A uslnet_vqvae or uslnet_video_gpt model from its checkpoint, in eval mode (its clip
+    geometry is `model.geometry`)."""
     models = {"uslnet_vqvae": UslnetVQVAEModel, "uslnet_video_gpt": UslnetVideoGPTModel}
     state = load_stage_state(path, models)
-    cfg = state["cfg"]
-    model = models[cfg.model._name].build_model(cfg.model, SimpleNamespace(cfg=cfg.task))
+    model = models[state["cfg"].model._name].build_model(state["cfg"].model, None)
     model.load_state_dict(state["model"])
-    return model.eval(), cfg.task
+    return model.eval()

@@ -1,4 +1,5 @@
-"""Task uslnet_bt: USLNet, unsupervised sign language translation and generation.
+"""Task uslnet (also registered as uslnet_bt): USLNet's stages, unsupervised sign language
+translation and generation.
 
 One task, configured by the stage it trains (`task.stage`):
   text_mass    the text encoder-decoder, MASS span masking (eq. 1)       model uslnet_text
@@ -12,26 +13,38 @@ Data, unpaired (the i-th sentence has nothing to do with the i-th clip):
   task.data         fairseq-preprocess output of sentencepiece-encoded text (scripts/prepare_text.py):
                     dict.txt, {split}.bin, {split}.idx
   task.video_data   {split}.tsv clip manifests (id, path, optional start/end seconds and text);
-                    clips are decoded once (PyAV), sampled to task.fps, resized and centre-cropped
-                    to task.resolution, cached memory-mapped in task.video_cache, and cut into
-                    windows of task.window_frames frames
+                    clips are decoded once (PyAV), sampled to a frame rate, resized and
+                    centre-cropped to a square, cached memory-mapped in task.video_cache, and cut
+                    into windows
+
+The clip geometry (frame rate, square size, window length) is chosen by task.fps,
+task.resolution and task.window_frames in the video_vqvae stage and belongs to the VQ-VAE from
+then on: later stages read it off the model they build (`model.geometry`), and a task setting
+that disagrees with it is replaced, with a warning.
+
+A stage started again resumes checkpoint.save_dir/checkpoint_last.pt: one that is finished ends
+having written nothing, and a checkpoint trained on another task.data or task.video_data is
+refused (resume_guard).
 """
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 import torch
-from fairseq.data import Dictionary, data_utils
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.data import data_utils
+from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, open_dict
 
 from fairseq_signlang.data.mass_noise import MassDataset
 from fairseq_signlang.data.uslnet_datasets import UnpairedTextVideoDataset, VideoClipDataset
-from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.io.readers import CorpusError, load_dictionary
 from fairseq_signlang.data.video_windows import DecodedClipCache, VideoWindowDataset
+from fairseq_signlang.models.uslnet.geometry import DEFAULT_FPS, DEFAULT_RESOLUTION, DEFAULT_WINDOW_FRAMES, ClipGeometry
 from fairseq_signlang.tasks.batching import AnyBatchSize
+from fairseq_signlang.tasks.resume_guard import ResumeGuardConfig, check_model_of_task, check_resume
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +55,7 @@ JOINT_MODES = ("unsupervised", "supervised")
 
 
 @dataclass
-class UslnetConfig(FairseqDataclass):
+class UslnetConfig(ResumeGuardConfig):
     stage: ChoiceEnum(STAGES) = field(default="text_mass", metadata={"help": "what this run trains: " + ", ".join(STAGES)})
     data: str = field(default="", metadata={"help": "text: fairseq-preprocess folder (dict.txt, {split}.bin/.idx)"})
     video_data: str = field(default="", metadata={"help": "video: folder with {split}.tsv clip manifests"})
@@ -52,10 +65,16 @@ class UslnetConfig(FairseqDataclass):
     random_token_prob: float = field(default=0.1, metadata={"help": "... as a random token with this one (else unchanged)"})
     max_source_positions: int = field(default=512, metadata={"help": "longest sentence, in sentencepiece tokens"})
     max_target_positions: int = field(default=512, metadata={"help": "longest decoder sequence"})
-    # video
-    fps: float = field(default=25.0, metadata={"help": "frames per second clips are sampled to"})
-    resolution: int = field(default=64, metadata={"help": "frames are resized (short side) and centre-cropped to this square"})
-    window_frames: int = field(default=16, metadata={"help": "frames per VQ-VAE window"})
+    # video: the clip geometry, chosen in stage video_vqvae (later stages take their checkpoint's)
+    fps: Optional[float] = field(
+        default=None, metadata={"help": f"frames per second clips are sampled to (stage video_vqvae; default {DEFAULT_FPS:g}); "
+                                        "later stages take the VQ-VAE's"})
+    resolution: Optional[int] = field(
+        default=None, metadata={"help": "frames are resized (short side) and centre-cropped to this square (stage video_vqvae; "
+                                        f"default {DEFAULT_RESOLUTION}); later stages take the VQ-VAE's"})
+    window_frames: Optional[int] = field(
+        default=None, metadata={"help": f"frames per VQ-VAE window (stage video_vqvae; default {DEFAULT_WINDOW_FRAMES}); "
+                                        "later stages take the VQ-VAE's"})
     window_stride: int = field(default=0, metadata={"help": "frames between window starts; 0 = window_frames (no overlap)"})
     video_cache: str = field(default="", metadata={"help": "folder of decoded clips (memory-mapped); default {video_data}/cache"})
     skip_short_clips: bool = field(default=False, metadata={"help": "skip clips shorter than a window instead of stopping"})
@@ -68,13 +87,17 @@ class UslnetConfig(FairseqDataclass):
     seed: int = field(default=II("common.seed"), metadata={"help": "seeds the MASS masking and the drawing of clips"})
 
 
-@register_task("uslnet_bt", dataclass=UslnetConfig)
+@register_task("uslnet", dataclass=UslnetConfig)
 class UslnetTask(AnyBatchSize, FairseqTask):
+    TRAINED_MODELS = {model: f"task.stage={stage}" for stage, model in STAGE_MODELS.items()}  # resume_guard.model_owner
+    RESUME_DATA_FIELDS = ("data", "video_data")  # a checkpoint trained on another of these is not resumed
+
     def __init__(self, cfg: UslnetConfig, dictionary):
         super().__init__(cfg)
         self._spm = None
         self.stage = str(cfg.stage)  # a ChoiceEnum member under hydra
         self.dictionary = dictionary
+        self.geometry: Optional[ClipGeometry] = None  # the built model's; video data is cut by it
 
     @classmethod
     def setup_task(cls, cfg: UslnetConfig, **kwargs):
@@ -86,7 +109,7 @@ class UslnetTask(AnyBatchSize, FairseqTask):
             dict_path = os.path.join(cfg.data, "dict.txt")
             if not os.path.isfile(dict_path):
                 raise CorpusError(f"{dict_path}: text dictionary not found (task.data must be fairseq-preprocess output)")
-            dictionary = Dictionary.load(dict_path)
+            dictionary = load_dictionary(dict_path)
             dictionary.add_symbol(MASK_SYMBOL)
             logger.info(f"text dictionary: {len(dictionary)} types")
         if stage != "text_mass" and not cfg.video_data:
@@ -106,10 +129,10 @@ class UslnetTask(AnyBatchSize, FairseqTask):
             self.datasets[split] = self._clips(split, with_text=True)
 
     def adopt(self, task_cfg) -> None:
-        """Take the stage and the video settings a checkpoint was trained with; keep task.data
+        """Take the stage and the window settings a checkpoint was trained with; keep task.data
         (the text folder given on the command line) and any video_data given there."""
         with open_dict(self.cfg):
-            for key in ("stage", "joint_mode", "fps", "resolution", "window_frames", "window_stride", "skip_short_clips"):
+            for key in ("stage", "joint_mode", "window_stride", "skip_short_clips"):
                 if key in task_cfg:
                     self.cfg[key] = task_cfg[key]
             for key in ("video_data", "video_cache"):
@@ -117,12 +140,18 @@ class UslnetTask(AnyBatchSize, FairseqTask):
                     self.cfg[key] = task_cfg[key]
         self.stage = str(self.cfg.stage)
 
-    def _cache(self) -> DecodedClipCache:
-        return DecodedClipCache(self.cfg.video_cache or os.path.join(self.cfg.video_data, "cache"), self.cfg.fps, self.cfg.resolution)
+    def _geometry(self) -> ClipGeometry:
+        if self.geometry is None:
+            raise RuntimeError("the clip geometry is the model's: build the model (task.build_model) before loading video data")
+        return self.geometry
 
-    def _clips(self, split: str, with_text: bool) -> VideoClipDataset:
+    def _cache(self, geometry: ClipGeometry) -> DecodedClipCache:
+        return DecodedClipCache(self.cfg.video_cache or os.path.join(self.cfg.video_data, "cache"), geometry.fps, geometry.resolution)
+
+    def _clips(self, split: str, with_text: bool, geometry: Optional[ClipGeometry] = None) -> VideoClipDataset:
+        geometry = geometry or self._geometry()
         encode = self.encode_text if with_text else None
-        clips = VideoClipDataset(os.path.join(self.cfg.video_data, f"{split}.tsv"), self._cache(), self.cfg.window_frames,
+        clips = VideoClipDataset(os.path.join(self.cfg.video_data, f"{split}.tsv"), self._cache(geometry), geometry.window_frames,
                                  self.dictionary.pad(), self.dictionary.eos(), encode)
         logger.info(f"{split}: {len(clips)} clips" + (" with their text" if with_text else ""))
         return clips
@@ -139,15 +168,14 @@ class UslnetTask(AnyBatchSize, FairseqTask):
         pieces = " ".join(self._spm.encode(text.strip(), out_type=str))
         return self.dictionary.encode_line(pieces, add_if_not_exist=False, append_eos=True).long()
 
-    @property
-    def tokens_per_second(self) -> float:
+    def measure_tokens_per_second(self, geometry: ClipGeometry) -> float:
         """Text tokens per second of sign video, from the unpaired training corpora: mean
-        sentence length over mean clip duration (sets how many text memory positions a clip gets)."""
+        sentence length over mean clip duration (sets how many text memory positions a clip
+        gets). Asked once, when a joint model is first built; its checkpoint keeps the rate."""
         tokens = data_utils.load_indexed_dataset(os.path.join(self.cfg.data, "train"), self.dictionary)
         if tokens is None:
             raise CorpusError(f"{self.cfg.data}/train.bin: needed to measure tokens per second of video")
-        clips = VideoClipDataset(os.path.join(self.cfg.video_data, "train.tsv"), self._cache(), self.cfg.window_frames,
-                                 self.dictionary.pad(), self.dictionary.eos())
+        clips = self._clips("train", with_text=False, geometry=geometry)
         rate = float(np.mean(tokens.sizes)) / float(np.mean(clips.durations))
         logger.info(f"text: {np.mean(tokens.sizes):.2f} tokens per sentence; video: {np.mean(clips.durations):.2f} s per clip; "
                     f"{rate:.3f} tokens per second")
@@ -167,27 +195,37 @@ class UslnetTask(AnyBatchSize, FairseqTask):
                            p_random=self.cfg.random_token_prob, seed=self.cfg.seed)
 
     def _video_windows(self, split: str) -> VideoWindowDataset:
-        dataset = VideoWindowDataset(os.path.join(self.cfg.video_data, f"{split}.tsv"), self._cache(), self.cfg.window_frames,
+        geometry = self._geometry()
+        dataset = VideoWindowDataset(os.path.join(self.cfg.video_data, f"{split}.tsv"), self._cache(geometry), geometry.window_frames,
                                      self.cfg.window_stride, skip_short=self.cfg.skip_short_clips)
-        logger.info(f"{split}: {len(dataset)} windows of {self.cfg.window_frames} frames from {len(dataset.clips)} clips")
+        logger.info(f"{split}: {len(dataset)} windows of {geometry.window_frames} frames from {len(dataset.clips)} clips")
         return dataset
 
     def build_model(self, cfg, from_checkpoint=False):
-        if from_checkpoint and cfg._name != STAGE_MODELS[self.stage]:
-            # fairseq-generate --task uslnet_bt --path <ckpt>: the stage is the checkpoint's
-            self.stage = next(stage for stage, name in STAGE_MODELS.items() if name == cfg._name)
+        if from_checkpoint:
+            check_model_of_task(self, cfg)
+            if cfg._name != STAGE_MODELS[self.stage]:
+                # fairseq-generate --task uslnet --path <ckpt>: the stage is the checkpoint's
+                self.stage = next(stage for stage, name in STAGE_MODELS.items() if name == cfg._name)
         expected = STAGE_MODELS[self.stage]
         if cfg._name != expected:
             raise ValueError(f"task.stage={self.stage} trains model {expected}, but model._name is {cfg._name}")
+        if not from_checkpoint:  # fairseq-train: the checkpoint it is about to resume must be this run's
+            check_resume(self, cfg)
         if from_checkpoint and cfg.get("init_checkpoint"):
             with open_dict(cfg):
                 cfg.init_checkpoint = ""  # the checkpoint's own weights replace the initial ones anyway
         model = super().build_model(cfg, from_checkpoint)
         # fairseq builds the model from a merged copy of cfg: write back what the model derived
-        # (the VQ-VAE's config inside the GPT's), so that the checkpoint carries it
+        # (the clip geometry, the stage configs it was built from), so that the checkpoint carries it
         with open_dict(cfg):
             for key, value in getattr(model, "derived_cfg", {}).items():
                 cfg[key] = value
+        if self.stage != "text_mass":
+            self.geometry = model.geometry
+            if self.stage != "video_vqvae":
+                self.geometry.log_ignored_settings(self.cfg, "the video model")
+            logger.info(f"clip geometry: {self.geometry}")
         return model
 
     @property
@@ -203,3 +241,9 @@ class UslnetTask(AnyBatchSize, FairseqTask):
         if self.stage == "text_mass":
             return (self.cfg.max_source_positions, self.cfg.max_target_positions)
         return None
+
+
+@register_task("uslnet_bt", dataclass=UslnetConfig)
+class UslnetBtTask(UslnetTask):
+    """The same task under the name the USLNet mission (cross-modal back-translation) gives it,
+    so configs and checkpoints that say uslnet_bt keep working."""
