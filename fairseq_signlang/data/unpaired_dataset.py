@@ -10,12 +10,12 @@ from typing import Optional
 
 import numpy as np
 import torch
-from fairseq.data import FairseqDataset
 
 from fairseq_signlang.data.packed import PackedSequences
+from fairseq_signlang.data.sized import SizedDataset
 
 
-class UnpairedSpeechSignDataset(FairseqDataset):
+class UnpairedSpeechSignDataset(SizedDataset):
     def __init__(
         self,
         split: str,
@@ -63,17 +63,6 @@ class UnpairedSpeechSignDataset(FairseqDataset):
 
     def __len__(self):
         return len(self.speech)
-
-    def num_tokens(self, index):
-        return int(self.sizes[index])
-
-    def size(self, index):
-        return int(self.sizes[index])
-
-    def ordered_indices(self):
-        # Distribution matching wants batches that are random samples of the corpus
-        # (fairseq seeds numpy around this call).
-        return np.random.permutation(len(self))
 
     def collater(self, samples):
         if not samples:

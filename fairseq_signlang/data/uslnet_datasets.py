@@ -7,10 +7,11 @@ from typing import Callable, List, Optional
 
 import numpy as np
 import torch
-from fairseq.data import FairseqDataset, data_utils
+from fairseq.data import data_utils
 from tqdm import tqdm
 
 from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.data.sized import SizedDataset
 from fairseq_signlang.data.video_windows import DecodedClipCache, clip_tensor
 from fairseq_signlang.io.video import numbered_clip_rows
 from fairseq_signlang.io.video import sample_evenly
@@ -18,7 +19,7 @@ from fairseq_signlang.io.video import sample_evenly
 logger = logging.getLogger(__name__)
 
 
-class VideoClipDataset(FairseqDataset):
+class VideoClipDataset(SizedDataset):
     """Every clip of a manifest as `clip_frames` frames sampled evenly over it (the VQ-VAE's
     window), with its duration in seconds and, when `encode_text` is given, its text as tokens
     (the manifest's `text` column; required then)."""
@@ -78,17 +79,8 @@ class VideoClipDataset(FairseqDataset):
             batch["ntokens"] = int(target.ne(self.pad).sum())
         return batch
 
-    def num_tokens(self, index):
-        return int(self.sizes[index])
 
-    def size(self, index):
-        return int(self.sizes[index])
-
-    def ordered_indices(self):
-        return np.random.permutation(len(self)) if self.shuffle else np.arange(len(self))
-
-
-class UnpairedTextVideoDataset(FairseqDataset):
+class UnpairedTextVideoDataset(SizedDataset):
     """Item i: the i-th sentence (MASS-masked, and as is for text-video-text back-translation)
     and a clip drawn for it, with a fresh draw every epoch: the two corpora are never aligned."""
 
@@ -130,12 +122,3 @@ class UnpairedTextVideoDataset(FairseqDataset):
             },
             "video": self.clips.collater([s["clip"] for s in samples]),
         }
-
-    def num_tokens(self, index):
-        return int(self.sizes[index])
-
-    def size(self, index):
-        return int(self.sizes[index])
-
-    def ordered_indices(self):
-        return np.random.permutation(len(self))

@@ -26,6 +26,7 @@ from fairseq_signlang.io.checkpoints import CheckpointError, read_checkpoint
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass
 class ResumeGuardConfig(FairseqDataclass):
     """The task fields the resume check reads; all but resume_other_data mirror other groups."""

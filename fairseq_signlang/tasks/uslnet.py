@@ -98,6 +98,7 @@ class UslnetTask(AnyBatchSize, FairseqTask):
         self.stage = str(cfg.stage)  # a ChoiceEnum member under hydra
         self.dictionary = dictionary
         self.geometry: Optional[ClipGeometry] = None  # the built model's; video data is cut by it
+        self._clip_sets = {}
 
     @classmethod
     def setup_task(cls, cfg: UslnetConfig, **kwargs):
@@ -150,6 +151,9 @@ class UslnetTask(AnyBatchSize, FairseqTask):
 
     def _clips(self, split: str, with_text: bool, geometry: Optional[ClipGeometry] = None) -> VideoClipDataset:
         geometry = geometry or self._geometry()
+        key = (split, with_text, geometry)
+        if key in self._clip_sets:  # the train clips the rate was measured on, read once
+            return self._clip_sets.pop(key)
         encode = self.encode_text if with_text else None
         clips = VideoClipDataset(os.path.join(self.cfg.video_data, f"{split}.tsv"), self._cache(geometry), geometry.window_frames,
                                  self.dictionary.pad(), self.dictionary.eos(), encode)
@@ -176,6 +180,7 @@ class UslnetTask(AnyBatchSize, FairseqTask):
         if tokens is None:
             raise CorpusError(f"{self.cfg.data}/train.bin: needed to measure tokens per second of video")
         clips = self._clips("train", with_text=False, geometry=geometry)
+        self._clip_sets[("train", False, geometry)] = clips  # for load_dataset("train") to take
         rate = float(np.mean(tokens.sizes)) / float(np.mean(clips.durations))
         logger.info(f"text: {np.mean(tokens.sizes):.2f} tokens per sentence; video: {np.mean(clips.durations):.2f} s per clip; "
                     f"{rate:.3f} tokens per second")

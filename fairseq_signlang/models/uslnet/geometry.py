@@ -30,10 +30,12 @@ class ClipGeometry:
             value = getattr(self, name)
             if int(value) != value or value < 1:
                 raise ValueError(f"task.{name} must be a positive integer, got {value}")
+            object.__setattr__(self, name, int(value))
+        object.__setattr__(self, "fps", float(self.fps))
 
     @classmethod
     def from_dict(cls, d) -> "ClipGeometry":
-        return cls(float(d["fps"]), int(d["resolution"]), int(d["window_frames"]))
+        return cls(d["fps"], d["resolution"], d["window_frames"])
 
     @classmethod
     def from_task_settings(cls, task_cfg) -> "ClipGeometry":
