@@ -2,7 +2,7 @@
 """USLNet's table 1 on a word-sign corpus, end to end with the tools a researcher would use:
 
   1. scripts/build_uslnet_corpus.py --binarize: sentences whose videos sign their words in word
-     order (fairseq_signlang/data/uslnet_corpus.py), split into a text half and a video half
+     order (fairseq_signlang/corpora/uslnet_corpus.py), split into a text half and a video half
   2. fairseq-hydra-train, the stages: text_mass on the text half, video_vqvae and video_gpt on
      the video half
   3. scripts/assemble_uslnet.py: the stages put together, no joint training ("w/o joint")

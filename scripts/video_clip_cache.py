@@ -4,8 +4,9 @@
 the same clips side by side, and bad videos are found (and, with --skip-bad, listed and left
 out) in one pass instead of one failed run at a time.
 
-Use the same --fps and --resolution as the task (task.fps, task.resolution): they are part of
-each cache file's key. Run it again after adding clips: cached ones are not decoded again.
+Use the clip geometry of the VQ-VAE the clips are for: the --fps and --resolution of its
+video_vqvae run (task.fps, task.resolution there; later stages take them from the checkpoint).
+They are part of each cache file's key. Run it again after adding clips: cached ones are not decoded again.
 """
 import argparse
 import sys

@@ -56,31 +56,33 @@ JOINT_MODES = ("unsupervised", "supervised")
 
 @dataclass
 class UslnetConfig(ResumeGuardConfig):
+    """One config for the four stages; each field's help starts with the stages that read it."""
+
     stage: ChoiceEnum(STAGES) = field(default="text_mass", metadata={"help": "what this run trains: " + ", ".join(STAGES)})
-    data: str = field(default="", metadata={"help": "text: fairseq-preprocess folder (dict.txt, {split}.bin/.idx)"})
-    video_data: str = field(default="", metadata={"help": "video: folder with {split}.tsv clip manifests"})
+    data: str = field(default="", metadata={"help": "[text_mass, joint] text: fairseq-preprocess folder (dict.txt, {split}.bin/.idx)"})
+    video_data: str = field(default="", metadata={"help": "[video_vqvae, video_gpt, joint] video: folder with {split}.tsv clip manifests"})
     # text (MASS)
-    mask_ratio: float = field(default=0.5, metadata={"help": "fraction of each sentence masked as one contiguous fragment"})
-    mask_prob: float = field(default=0.8, metadata={"help": "masked positions shown as <mask> with this probability"})
-    random_token_prob: float = field(default=0.1, metadata={"help": "... as a random token with this one (else unchanged)"})
-    max_source_positions: int = field(default=512, metadata={"help": "longest sentence, in sentencepiece tokens"})
-    max_target_positions: int = field(default=512, metadata={"help": "longest decoder sequence"})
+    mask_ratio: float = field(default=0.5, metadata={"help": "[text_mass, joint] fraction of each sentence masked as one contiguous fragment"})
+    mask_prob: float = field(default=0.8, metadata={"help": "[text_mass, joint] masked positions shown as <mask> with this probability"})
+    random_token_prob: float = field(default=0.1, metadata={"help": "[text_mass, joint] ... as a random token with this one (else unchanged)"})
+    max_source_positions: int = field(default=512, metadata={"help": "[text_mass, joint] longest sentence, in sentencepiece tokens"})
+    max_target_positions: int = field(default=512, metadata={"help": "[text_mass] longest decoder sequence"})
     # video: the clip geometry, chosen in stage video_vqvae (later stages take their checkpoint's)
     fps: Optional[float] = field(
-        default=None, metadata={"help": f"frames per second clips are sampled to (stage video_vqvae; default {DEFAULT_FPS:g}); "
+        default=None, metadata={"help": f"[video_vqvae] frames per second clips are sampled to (default {DEFAULT_FPS:g}); "
                                         "later stages take the VQ-VAE's"})
     resolution: Optional[int] = field(
-        default=None, metadata={"help": "frames are resized (short side) and centre-cropped to this square (stage video_vqvae; "
-                                        f"default {DEFAULT_RESOLUTION}); later stages take the VQ-VAE's"})
+        default=None, metadata={"help": "[video_vqvae] frames are resized (short side) and centre-cropped to this square "
+                                        f"(default {DEFAULT_RESOLUTION}); later stages take the VQ-VAE's"})
     window_frames: Optional[int] = field(
-        default=None, metadata={"help": f"frames per VQ-VAE window (stage video_vqvae; default {DEFAULT_WINDOW_FRAMES}); "
+        default=None, metadata={"help": f"[video_vqvae] frames per VQ-VAE window (default {DEFAULT_WINDOW_FRAMES}); "
                                         "later stages take the VQ-VAE's"})
-    window_stride: int = field(default=0, metadata={"help": "frames between window starts; 0 = window_frames (no overlap)"})
-    video_cache: str = field(default="", metadata={"help": "folder of decoded clips (memory-mapped); default {video_data}/cache"})
-    skip_short_clips: bool = field(default=False, metadata={"help": "skip clips shorter than a window instead of stopping"})
+    window_stride: int = field(default=0, metadata={"help": "[video_vqvae, video_gpt] frames between window starts; 0 = window_frames (no overlap)"})
+    video_cache: str = field(default="", metadata={"help": "[video_vqvae, video_gpt, joint] folder of decoded clips (memory-mapped); default {video_data}/cache"})
+    skip_short_clips: bool = field(default=False, metadata={"help": "[video_vqvae, video_gpt] skip clips shorter than a window instead of stopping"})
     joint_mode: ChoiceEnum(JOINT_MODES) = field(
         default="unsupervised",
-        metadata={"help": "joint stage: unpaired text ({data}/train) and video ({video_data}/train.tsv), eq. 13; or clips "
+        metadata={"help": "[joint] unpaired text ({data}/train) and video ({video_data}/train.tsv), eq. 13; or clips "
                           "with their text (the manifest's text column; point dataset.train_subset at a paired manifest). "
                           "U+S: supervised with model.init_checkpoint from an unsupervised run"},
     )
