@@ -36,7 +36,8 @@ from fairseq_signlang.corpora.text_sources import kjv_sentences, restrict_vocabu
 from fairseq_signlang.corpora.synthetic.tts import WordSpeaker
 from fairseq_signlang.io.writers import atomic_open, write_lines
 from fairseq_signlang.io.video import read_video, write_video
-from fairseq_signlang.tools.reports import train_demo_model, write_json
+from fairseq_signlang.tools.reports import training_curves, write_json
+from fairseq_signlang.tools.training import train_demo_model
 from fairseq_signlang.tools.training import REPO_DIR
 
 SPLITS = ("train", "valid", "test")
@@ -180,7 +181,8 @@ def main():
                "--speech-clusters", k_speech, "--sign-clusters", len(vocab))
 
     print("[5/6] fairseq-hydra-train (examples/speech2sign_u/word_tiny.yaml)")
-    ckpt_dir = train_demo_model(data, out, args.max_update, args.seed)
+    ckpt_dir, log_text = train_demo_model(data, out, args.max_update, args.seed)
+    training_curves(log_text, os.path.join(out, "training_curves.png"))
 
     print("[6/6] retrieval on the test split")
     from fairseq_signlang.tools.evaluation import evaluate_split, load_checkpoint

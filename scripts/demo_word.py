@@ -20,7 +20,8 @@ import numpy as np
 
 from fairseq_signlang.corpora.synthetic.simulated_units import UnitCorpusSpec, build_unit_corpus
 from fairseq_signlang.corpora.text_sources import kjv_sentences, restrict_vocabulary, text_file_sentences
-from fairseq_signlang.tools.reports import train_demo_model
+from fairseq_signlang.tools.reports import training_curves
+from fairseq_signlang.tools.training import train_demo_model
 
 
 def mapping_picture(model, task, truth, out_png: str) -> None:
@@ -80,7 +81,8 @@ def main():
     print(f"      {truth['sentences']}, similar sign pairs: {truth['similar_sign_pairs']}")
 
     print("[3/4] fairseq-hydra-train (examples/speech2sign_u/word_tiny.yaml)")
-    ckpt_dir = train_demo_model(data, out, args.max_update, args.seed)
+    ckpt_dir, log_text = train_demo_model(data, out, args.max_update, args.seed)
+    training_curves(log_text, os.path.join(out, "training_curves.png"))
 
     print("[4/4] retrieval on the test split")
     from fairseq_signlang.tools.evaluation import evaluate_split, load_checkpoint

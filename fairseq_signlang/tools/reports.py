@@ -1,4 +1,5 @@
-"""Files a person reads after evaluation: metrics and rankings as JSON, alignment pictures."""
+"""Files a person reads after training and evaluation: metrics and rankings as JSON, alignment
+pictures, training curves."""
 import json
 import os
 from typing import Dict, Optional, Sequence
@@ -52,25 +53,3 @@ def training_curves(log_text: str, out_png: str) -> None:
         out_png,
     )
 
-
-def train_demo_model(data: str, out: str, max_update: int, seed: int) -> str:
-    """Train examples/speech2sign_u/word_tiny.yaml on `data` from scratch into {out}/checkpoints,
-    validating every 10 updates for dense curves (validation of 200 sentences is cheap); writes
-    train.log and the training curves. Returns the checkpoint folder."""
-    import shutil
-
-    from fairseq_signlang.tools.training import REPO_DIR, run_hydra_train
-
-    ckpt_dir = os.path.join(out, "checkpoints")
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # a rerun trains afresh instead of resuming a finished run
-    log_text = run_hydra_train(
-        os.path.join(REPO_DIR, "examples", "speech2sign_u"),
-        "word_tiny",
-        [f"task.data={data}", f"checkpoint.save_dir={ckpt_dir}", f"hydra.run.dir={os.path.join(out, 'hydra')}",
-         f"optimization.max_update={max_update}", "common.log_format=json", "common.log_interval=10",
-         "dataset.validate_interval_updates=10", f"common.seed={seed}"],
-        os.path.join(out, "train.log"),
-        max_update=max_update,
-    )
-    training_curves(log_text, os.path.join(out, "training_curves.png"))
-    return ckpt_dir

@@ -1,10 +1,11 @@
-"""Run fairseq-hydra-train as a child process with a progress bar, for scripts and tests."""
+"""Run fairseq-hydra-train as a child process with a progress bar, for scripts, the demos and tests."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
@@ -67,3 +68,21 @@ def run_hydra_train(
         tail = "".join(lines[-40:])
         raise RuntimeError(f"fairseq-hydra-train failed (exit {proc.returncode}); log: {log_path}\n{tail}")
     return "".join(lines)
+
+
+def train_demo_model(data: str, out: str, max_update: int, seed: int) -> Tuple[str, str]:
+    """Train examples/speech2sign_u/word_tiny.yaml on `data` from scratch into {out}/checkpoints,
+    validating every 10 updates for dense curves (validation of 200 sentences is cheap); writes
+    train.log. Returns the checkpoint folder and the log (reports.training_curves draws it)."""
+    ckpt_dir = os.path.join(out, "checkpoints")
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # a rerun trains afresh instead of resuming a finished run
+    log_text = run_hydra_train(
+        os.path.join(REPO_DIR, "examples", "speech2sign_u"),
+        "word_tiny",
+        [f"task.data={data}", f"checkpoint.save_dir={ckpt_dir}", f"hydra.run.dir={os.path.join(out, 'hydra')}",
+         f"optimization.max_update={max_update}", "common.log_format=json", "common.log_interval=10",
+         "dataset.validate_interval_updates=10", f"common.seed={seed}"],
+        os.path.join(out, "train.log"),
+        max_update=max_update,
+    )
+    return ckpt_dir, log_text
