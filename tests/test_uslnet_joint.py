@@ -214,9 +214,11 @@ def test_supervised_fine_tuning_starts_from_the_unsupervised_run(comparison, tmp
     overrides = joint_overrides(comparison, "task.joint_mode=supervised", "dataset.train_subset=train_paired", "dataset.batch_size=8",
                                 "optimization.max_update=3", "dataset.validate_interval_updates=3", "checkpoint.save_interval_updates=3",
                                 f"checkpoint.save_dir={tmp_path}/ckpt", f"hydra.run.dir={tmp_path}/hydra",
-                                "model.text_checkpoint=''", "model.video_checkpoint=''", f"model.init_checkpoint={unsupervised}")
+                                "model.text_checkpoint=''", "model.video_checkpoint=''", f"model.init_checkpoint={unsupervised}",
+                                "model.sharpness=5")  # the checkpoint's aligner setting wins, and the log says so
     log = run_hydra_train(USLNET_CONFIGS, "joint_tiny", overrides, f"{tmp_path}/train.log", 3)
     assert f"joint model loaded from {unsupervised}" in log
+    assert "model.sharpness=5.0 is replaced by 10.0, the value model.init_checkpoint was trained with" in log
     start = torch.load(unsupervised, weights_only=True)
     state = torch.load(f"{tmp_path}/ckpt/checkpoint_last.pt", weights_only=True)
     assert state["cfg"]["model"]["tokens_per_second"] == start["cfg"]["model"]["tokens_per_second"]

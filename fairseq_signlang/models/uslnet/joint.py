@@ -135,12 +135,17 @@ class UslnetModel(ExplainsWeightMismatch, FairseqEncoderDecoderModel):
         if cfg.init_checkpoint:
             init_state = load_stage_state(cfg.init_checkpoint, "uslnet")
             joint = init_state["cfg"]["model"]
+            for key in ("text_checkpoint", "video_checkpoint"):
+                if cfg[key]:
+                    logger.warning(f"model.{key}={cfg[key]} is not used: model.init_checkpoint carries its stage's weights")
             with open_dict(cfg):
                 cfg.text_args, cfg.video_args = joint.text_args, joint.video_args
                 for key in ARCHITECTURE:  # the weights fix them
                     if str(cfg[key]) != str(joint[key]):
                         logger.warning(f"model.{key}={cfg[key]} is replaced by {joint[key]}, the value model.init_checkpoint was trained with")
                     cfg[key] = joint[key]
+                if not cfg.tokens_per_second:
+                    logger.info(f"model.tokens_per_second=0: {joint.tokens_per_second:.3f}, the rate model.init_checkpoint was trained with")
                 cfg.tokens_per_second = cfg.tokens_per_second or joint.tokens_per_second
         text_state = adopt_stage_config(cfg, "text_args", "text_checkpoint", "uslnet_text",
                                         "the joint stage starts from a text_mass checkpoint (or model.init_checkpoint)")
