@@ -51,6 +51,7 @@ def worker(args) -> None:
         with ResumableFeatureWriter(args.out) as w:
             for i, (rel, _) in enumerate(rows):
                 w.append(i, extract(read_audio(os.path.join(root, rel))))
+            w.finish()  # as an extraction does: the output is whole (and fsynced, inside the timing)
     else:
         feats = [extract(read_audio(os.path.join(root, rel))) for rel, _ in rows]
         np.save(args.out + ".npy", np.concatenate(feats))
