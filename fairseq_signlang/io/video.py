@@ -19,21 +19,10 @@ from fairseq_signlang.io.writers import atomic_open
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov")
 
 
-def read_video(
-    path: str,
-    fps: Optional[float] = None,
-    size: Optional[Tuple[int, int]] = None,
-    start: Optional[float] = None,
-    end: Optional[float] = None,
-    short_side: Optional[int] = None,
-) -> Tuple[np.ndarray, float]:
-    """Frames (T, H, W, 3) uint8 RGB and their rate.
-
-    fps: sample to this rate (nearest earlier frame for each sample time); None keeps the file's.
-    size: (width, height) to resize to; short_side: instead, resize so the shorter side has this
-    length, keeping the aspect ratio; start / end: seconds, to read a span of the clip.
-    """
-    frames, rate = iter_video(path, fps, size, start, end, short_side)
+def read_video(path: str, *options, **named_options) -> Tuple[np.ndarray, float]:
+    """Frames (T, H, W, 3) uint8 RGB and their rate: iter_video's frames (same arguments), all
+    in memory."""
+    frames, rate = iter_video(path, *options, **named_options)
     return np.stack(list(frames)), rate
 
 
@@ -45,9 +34,14 @@ def iter_video(
     end: Optional[float] = None,
     short_side: Optional[int] = None,
 ) -> Tuple[Iterator[np.ndarray], float]:
-    """(frames, rate) as read_video, the frames (H, W, 3) yielded one at a time so that a long
-    clip never has to be whole in memory. The file is opened (and checked) at the call; the
-    iterator raises CorpusError for a decoding error or when it would yield no frame."""
+    """(frames, rate): the frames (H, W, 3) uint8 RGB yielded one at a time, so that a long clip
+    never has to be whole in memory. The file is opened (and checked) at the call; the iterator
+    raises CorpusError for a decoding error or when it would yield no frame.
+
+    fps: sample to this rate (nearest earlier frame for each sample time); None keeps the file's.
+    size: (width, height) to resize to; short_side: instead, resize so the shorter side has this
+    length, keeping the aspect ratio; start / end: seconds, to read a span of the clip.
+    """
     import av
 
     if not os.path.isfile(path):
