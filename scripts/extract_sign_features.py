@@ -16,7 +16,6 @@ resized to --size. --nshard/--rank and resuming after a kill work as for speech 
 import argparse
 import sys
 
-from fairseq_signlang.io.checkpoints import CheckpointError
 from fairseq_signlang.io.readers import CorpusError
 from fairseq_signlang.features.pipeline import extract_clips
 
@@ -66,7 +65,7 @@ def main():
             args.manifest, args.out, extractor, fps=args.fps or None, size=(size, size) if size else None,
             clip_dir=args.clip_dir, rank=args.rank, nshard=args.nshard, skip_bad=args.skip_bad,
         )
-    except (CorpusError, CheckpointError, ImportError) as e:
+    except (ValueError, ImportError) as e:  # CorpusError and CheckpointError are ValueErrors
         sys.exit(f"error: {e}")
     rate = extractor.frame_rate(args.fps) if args.fps else "the video's rate"
     print(f"{summary['prefix']}: {summary['rows']} clips, dim {extractor.dim}, {rate} features per second")

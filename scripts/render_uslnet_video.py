@@ -37,15 +37,18 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="output prefix: writes <out>.mp4 and <out>.png")
     args = ap.parse_args(argv)
 
-    model = load_video_model(args.checkpoint)
-    geometry = model.geometry
-    rows = read_clip_manifest(args.manifest)
-    row = rows[0] if args.clip is None else next((r for r in rows if r.id == args.clip), None)
-    if row is None:
-        sys.exit(f"{args.manifest}: no clip with id {args.clip!r}")
-    cache = DecodedClipCache(args.cache_dir or os.path.join(os.path.dirname(os.path.abspath(args.manifest)), "cache"),
-                             geometry.fps, geometry.resolution)
-    frames = cache.get(row, where=args.manifest)
+    try:
+        model = load_video_model(args.checkpoint)
+        geometry = model.geometry
+        rows = read_clip_manifest(args.manifest)
+        row = rows[0] if args.clip is None else next((r for r in rows if r.id == args.clip), None)
+        if row is None:
+            sys.exit(f"{args.manifest}: no clip with id {args.clip!r}")
+        cache = DecodedClipCache(args.cache_dir or os.path.join(os.path.dirname(os.path.abspath(args.manifest)), "cache"),
+                                 geometry.fps, geometry.resolution)
+        frames = cache.get(row, where=args.manifest)
+    except ValueError as e:  # CorpusError, CheckpointError: bad manifest, clip or checkpoint, named
+        sys.exit(f"error: {e}")
     T = geometry.window_frames
     if args.start_frame + T > len(frames):
         sys.exit(f"{args.manifest}: clip {row.id} has {len(frames)} frames, too few for a {T}-frame window from frame {args.start_frame}")

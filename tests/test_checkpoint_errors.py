@@ -96,3 +96,14 @@ def test_weights_of_other_data_say_so():
     with pytest.raises(CheckpointError, match=r"generator.proj.weight is torch.Size\(\[9, 7\]\) in the checkpoint but "
                                               r"torch.Size\(\[12, 7\]\) here .*other data or for another task"):
         word_model(8).load_state_dict(trained)
+
+
+class Unlisted:
+    """A class no allow-list names."""
+
+
+def test_a_class_weights_only_loading_refuses_is_named(tmp_path):
+    path = str(tmp_path / "pickled.pt")
+    torch.save({"model": {"w": torch.zeros(1)}, "cfg": {}, "extra": Unlisted()}, path)
+    with pytest.raises(CheckpointError, match=rf"^{path}: holds tests.test_checkpoint_errors.Unlisted, which torch's weights-only loading refuses"):
+        read_fairseq_checkpoint(path)

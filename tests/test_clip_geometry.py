@@ -1,7 +1,7 @@
 """The clip geometry belongs to the VQ-VAE: chosen by the video_vqvae stage's task settings, kept in
 its model config, taken from there by the GPT (with no task at all) and by the task that loads data
 for a later stage; task settings that disagree are replaced with a warning. And the task's two
-names: uslnet, and uslnet_bt as the mission calls it."""
+names: uslnet, and its former name uslnet_bt."""
 import logging
 from types import SimpleNamespace
 
@@ -67,3 +67,30 @@ def test_uslnet_bt_is_the_same_task(tmp_path):
     task = tasks.setup_task(cfg)
     assert isinstance(task, UslnetTask) and task.stage == "video_vqvae"
     assert tasks.TASK_DATACLASS_REGISTRY["uslnet_bt"] is tasks.TASK_DATACLASS_REGISTRY["uslnet"]
+
+
+def test_checkpoints_from_before_the_vqvae_carried_its_geometry_still_load(tmp_path):
+    """Older VQ-VAE and GPT checkpoints kept the geometry only in their task config."""
+    import torch
+    from fairseq import checkpoint_utils
+
+    from fairseq_signlang.models.uslnet.video import load_video_model
+
+    vqvae_cfg = tiny_vqvae_cfg()
+    model = UslnetVQVAEModel.build_model(vqvae_cfg, SimpleNamespace(cfg=SimpleNamespace(fps=10.0, resolution=32, window_frames=8)))
+    old_cfg = OmegaConf.to_container(vqvae_cfg)
+    del old_cfg["clip_geometry"]
+    old_cfg["_name"] = "uslnet_vqvae"
+    path = str(tmp_path / "old_vqvae.pt")
+    checkpoint_utils.torch_persistent_save({
+        "args": None, "cfg": {"common": {"seed": 1}, "model": old_cfg,
+                              "task": {"_name": "uslnet_bt", "stage": "video_vqvae", "fps": 10.0, "resolution": 32, "window_frames": 8}},
+        "model": model.state_dict(), "criterion": None, "task_state": {},
+        "optimizer_history": [{"criterion_name": "x", "optimizer_name": "adam", "lr_scheduler_state": {}, "num_updates": 5}],
+        "extra_state": {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}},
+    }, path)
+    loaded = load_video_model(path)
+    assert loaded.geometry == ClipGeometry(10.0, 32, 8)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())
+    gpt = UslnetVideoGPTModel.build_model(OmegaConf.structured(UslnetVideoGPTConfig(vqvae_checkpoint=path, layers=1, heads=2, hidden=16)))
+    assert gpt.geometry == ClipGeometry(10.0, 32, 8) and gpt.gpt.latent_shape == (4, 8, 8)

@@ -101,6 +101,18 @@ def test_vqvae_stage_resumes_from_its_last_checkpoint(clips, vqvae_run, tmp_path
     assert log_records(log, "train")[-1]["train_num_updates"] in (220, "220")
 
 
+def test_vqvae_run_resumed_with_another_clip_geometry_is_refused(clips, vqvae_run, tmp_path):
+    """The clip geometry is the VQ-VAE's from its first update: resuming it with other task
+    settings would silently cut clips another way and rewrite the checkpoint's geometry."""
+    import shutil
+
+    shutil.copytree(f"{vqvae_run[0]}/ckpt", f"{tmp_path}/ckpt")
+    before = open(f"{tmp_path}/ckpt/checkpoint_last.pt", "rb").read()
+    cmd = hydra_train_command(CONFIG_DIR, "video_vqvae_tiny", overrides(clips, str(tmp_path), "task.fps=5", "optimization.max_update=220"))
+    run_expecting_error(cmd, "it was trained with task.fps=10.0, this run has task.fps=5.0")
+    assert open(f"{tmp_path}/ckpt/checkpoint_last.pt", "rb").read() == before
+
+
 def run_expecting_error(cmd, *needles):
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     out = proc.stdout + proc.stderr

@@ -9,6 +9,8 @@ checkpoints are built from.
 import argparse
 import collections
 import os
+import pickle
+import re
 import typing
 
 import torch
@@ -67,6 +69,12 @@ def read_checkpoint(path: str, what: str = "checkpoint", mmap: bool = False) -> 
     except RuntimeError as e:
         if mmap and "mmap" in str(e):  # a file in the legacy (non-zip) format
             return read_checkpoint(path, what, mmap=False)
+        raise CheckpointError(f"{path}: not a readable {what}: truncated or not a PyTorch file ({_first_line(e)})") from None
+    except pickle.UnpicklingError as e:
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))  # a real checkpoint, a class the allow-list lacks
+        if refused:
+            raise CheckpointError(f"{path}: holds {refused.group(1)}, which torch's weights-only loading refuses "
+                                  "(only plain tensors and fairseq's config classes are allowed)") from None
         raise CheckpointError(f"{path}: not a readable {what}: truncated or not a PyTorch file ({_first_line(e)})") from None
     except Exception as e:  # UnpicklingError, EOFError, OSError ...: text files, truncated files
         raise CheckpointError(f"{path}: not a readable {what}: truncated or not a PyTorch file ({_first_line(e)})") from None

@@ -54,7 +54,7 @@ class ResumeRefused(ValueError):
     the way out."""
 
 
-class ModelOfOtherTask(ValueError):
+class ModelOfOtherTask(CheckpointError):
     """A model config (a checkpoint's) that another task builds; the message names that task."""
 
 
@@ -156,6 +156,13 @@ def _verdict(task, path: str, explicit: bool, model_name: Optional[str]) -> Tupl
         return "refuse", (
             f"{path}: fairseq would resume this checkpoint ({source}), a checkpoint of model {their_model}, but this run "
             f"trains model {model_name}: train in another checkpoint.save_dir"
+        )
+
+    conflicts = task.resume_conflicts(saved_task, saved_model) if hasattr(task, "resume_conflicts") else []
+    if conflicts:
+        return "refuse", (
+            f"{path}: fairseq would resume this checkpoint ({source}), but {'; '.join(conflicts)}: keep those settings, "
+            f"or train in another checkpoint.save_dir"
         )
 
     if not _get(cfg, "resume_other_data", False):

@@ -143,6 +143,16 @@ class UslnetTask(AnyBatchSize, FairseqTask):
                     self.cfg[key] = task_cfg[key]
         self.stage = str(self.cfg.stage)
 
+    def resume_conflicts(self, saved_task, saved_model) -> list:
+        """Settings of this run that the checkpoint it would resume contradicts (resume_guard):
+        a video_vqvae run's clip geometry is its VQ-VAE's, fixed when it started."""
+        saved = saved_model.get("clip_geometry") if self.stage == "video_vqvae" and saved_model is not None else None
+        if saved is None:
+            return []
+        ours, theirs = ClipGeometry.from_task_settings(self.cfg), ClipGeometry.from_dict(saved)
+        return [f"it was trained with task.{k}={getattr(theirs, k)}, this run has task.{k}={getattr(ours, k)}"
+                for k in ("fps", "resolution", "window_frames") if getattr(ours, k) != getattr(theirs, k)]
+
     def _geometry(self) -> ClipGeometry:
         if self.geometry is None:
             raise RuntimeError("the clip geometry is the model's: build the model (task.build_model) before loading video data")
@@ -182,7 +192,8 @@ class UslnetTask(AnyBatchSize, FairseqTask):
         if tokens is None:
             raise CorpusError(f"{self.cfg.data}/train.bin: needed to measure tokens per second of video")
         clips = self._clips("train", with_text=False, geometry=geometry)
-        self._clip_sets[("train", False, geometry)] = clips  # for load_dataset("train") to take
+        if str(self.cfg.joint_mode) == "unsupervised":  # load_dataset("train") takes them (memory maps, not frames)
+            self._clip_sets[("train", False, geometry)] = clips
         rate = float(np.mean(tokens.sizes)) / float(np.mean(clips.durations))
         logger.info(f"text: {np.mean(tokens.sizes):.2f} tokens per sentence; video: {np.mean(clips.durations):.2f} s per clip; "
                     f"{rate:.3f} tokens per second")
@@ -252,5 +263,5 @@ class UslnetTask(AnyBatchSize, FairseqTask):
 
 @register_task("uslnet_bt", dataclass=UslnetConfig)
 class UslnetBtTask(UslnetTask):
-    """The same task under the name the USLNet mission (cross-modal back-translation) gives it,
-    so configs and checkpoints that say uslnet_bt keep working."""
+    """The same task under its former name (for cross-modal back-translation), so configs and
+    checkpoints that say uslnet_bt keep working."""

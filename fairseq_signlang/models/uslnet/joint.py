@@ -29,7 +29,7 @@ from omegaconf import open_dict
 from fairseq_signlang.models.eval_mode import eval_mode
 from fairseq_signlang.models.uslnet.mass_transformer import FragmentPositions, UslnetTextModel
 from fairseq_signlang.models.uslnet.sliding_window_aligner import CONNECTIONS, DEFAULT_SHARPNESS, SlidingWindowAligner
-from fairseq_signlang.models.uslnet.video import UslnetVideoGPTModel, adopt_stage_config, load_stage_state
+from fairseq_signlang.models.uslnet.video import UslnetVideoGPTModel, adopt_stage_config, fill_legacy_geometry, load_stage_state
 from fairseq_signlang.models.weights_fit import ExplainsWeightMismatch
 
 logger = logging.getLogger(__name__)
@@ -132,9 +132,12 @@ class UslnetModel(ExplainsWeightMismatch, FairseqEncoderDecoderModel):
     @classmethod
     def build_model(cls, cfg: UslnetModelConfig, task):
         init_state = None
+        if cfg.get("video_args") is not None:  # reloaded from its own checkpoint, perhaps an older one
+            fill_legacy_geometry(cfg.video_args.get("vqvae_args"), cfg.get("clip_geometry"))
         if cfg.init_checkpoint:
             init_state = load_stage_state(cfg.init_checkpoint, "uslnet")
             joint = init_state["cfg"]["model"]
+            fill_legacy_geometry(joint.video_args.get("vqvae_args"), joint.get("clip_geometry"))
             for key in ("text_checkpoint", "video_checkpoint"):
                 if cfg[key]:
                     logger.warning(f"model.{key}={cfg[key]} is not used: model.init_checkpoint carries its stage's weights")
@@ -154,6 +157,8 @@ class UslnetModel(ExplainsWeightMismatch, FairseqEncoderDecoderModel):
                 cfg.text_args.init_checkpoint = ""  # its weights are the checkpoint's own
         video_state = adopt_stage_config(cfg, "video_args", "video_checkpoint", "uslnet_video_gpt",
                                          "the joint stage starts from a video_gpt checkpoint (or model.init_checkpoint)")
+        if video_state is not None:
+            fill_legacy_geometry(cfg.video_args.get("vqvae_args"), video_state["cfg"].get("task"))
         text = UslnetTextModel.build_model(cfg.text_args, task)
         if text_state is not None:
             text.load_state_dict(text_state["model"])

@@ -44,7 +44,7 @@ from fairseq.dataclass.utils import gen_parser_from_dataclass
 from fairseq.models import register_model
 from fairseq.models.transformer import TransformerConfig, TransformerModelBase
 
-from fairseq_signlang.io.checkpoints import read_fairseq_checkpoint
+from fairseq_signlang.io.checkpoints import CheckpointError, read_fairseq_checkpoint
 from fairseq_signlang.models.weights_fit import ExplainsWeightMismatch
 
 logger = logging.getLogger(__name__)
@@ -122,14 +122,14 @@ def load_init_checkpoint(model: torch.nn.Module, path: str) -> None:
         if any(k.endswith("embed_tokens.weight") for k in bad_shape):
             problems.append("the dictionaries differ: use the one the checkpoint was trained with (<mask> included)")
     if problems:
-        raise ValueError(f"init_checkpoint {path} does not fit this model: " + "; ".join(problems))
+        raise CheckpointError(f"init_checkpoint {path} does not fit this model: " + "; ".join(problems))
     # keys that share one tensor here must agree there, or the last one loaded would win silently
     by_tensor = {}
     for k, v in ours.items():
         by_tensor.setdefault(v.data_ptr(), []).append(k)
     for keys in by_tensor.values():
         if any(not torch.equal(theirs[keys[0]], theirs[k]) for k in keys[1:]):
-            raise ValueError(f"init_checkpoint {path}: {', '.join(keys)} are one shared table in this model "
+            raise CheckpointError(f"init_checkpoint {path}: {', '.join(keys)} are one shared table in this model "
                              "but differ in the checkpoint (set share_all_embeddings as it was trained)")
     model_cfg = state["cfg"].get("model") if state.get("cfg") is not None else None  # Namespace or DictConfig
     for name in _SILENT_SETTINGS:

@@ -17,7 +17,7 @@ from fairseq.models import BaseFairseqModel, register_model
 from omegaconf import open_dict
 
 from fairseq_signlang.io.checkpoints import CheckpointError, checkpoint_model_name, read_fairseq_checkpoint
-from fairseq_signlang.models.uslnet.geometry import ClipGeometry
+from fairseq_signlang.models.uslnet.geometry import FIELDS as GEOMETRY_FIELDS, ClipGeometry
 from fairseq_signlang.models.uslnet.video_gpt import VideoGPT
 from fairseq_signlang.models.uslnet.video_vqvae import VQVAE
 from fairseq_signlang.models.weights_fit import ExplainsWeightMismatch
@@ -57,7 +57,10 @@ class UslnetVQVAEModel(ExplainsWeightMismatch, BaseFairseqModel):
 
     @classmethod
     def build_model(cls, cfg: UslnetVQVAEConfig, task):
-        if cfg.clip_geometry is None:  # a new VQ-VAE: its geometry is the task's choice
+        if cfg.get("clip_geometry") is None:  # a new VQ-VAE: its geometry is the task's choice
+            if task is None:
+                raise ValueError("model.clip_geometry is missing and there is no task to choose it: the VQ-VAE checkpoint was "
+                                 "written by an older version; train the video_vqvae stage again")
             with open_dict(cfg):
                 cfg.clip_geometry = ClipGeometry.from_task_settings(task.cfg).as_dict()
         geometry = ClipGeometry.from_dict(cfg.clip_geometry)
@@ -92,6 +95,16 @@ def load_stage_state(path: str, expected_model: Union[str, Sequence[str]]) -> di
     return state
 
 
+def fill_legacy_geometry(vqvae_cfg, settings) -> None:
+    """Checkpoints written before the VQ-VAE carried its clip geometry kept it in their task config
+    (a joint one also as model.clip_geometry): take it from there."""
+    if vqvae_cfg is None or vqvae_cfg.get("clip_geometry") is not None or settings is None:
+        return
+    if all(settings.get(k) is not None for k in GEOMETRY_FIELDS):
+        with open_dict(vqvae_cfg):
+            vqvae_cfg.clip_geometry = {k: settings[k] for k in GEOMETRY_FIELDS}
+
+
 def adopt_stage_config(cfg, args_field: str, checkpoint_field: str, expected_model: str, needed_for: str):
     """Copy the model config of the stage checkpoint named by cfg.<checkpoint_field> into
     cfg.<args_field> and return the checkpoint's state; None when the config is already there
@@ -118,6 +131,8 @@ class UslnetVideoGPTModel(ExplainsWeightMismatch, BaseFairseqModel):
     def build_model(cls, cfg: UslnetVideoGPTConfig, task=None):
         """The task is not consulted: shapes come from the VQ-VAE (its config and geometry)."""
         state = adopt_stage_config(cfg, "vqvae_args", "vqvae_checkpoint", "uslnet_vqvae", "the video GPT needs the checkpoint of a video_vqvae run")
+        if state is not None:
+            fill_legacy_geometry(cfg.vqvae_args, state["cfg"].get("task"))
         vqvae = build_vqvae(cfg.vqvae_args)
         if state is not None:
             vqvae.load_state_dict({k[len("vqvae."):]: v for k, v in state["model"].items() if k.startswith("vqvae.")})
@@ -163,6 +178,8 @@ def load_video_model(path: str):
     geometry is `model.geometry`)."""
     models = {"uslnet_vqvae": UslnetVQVAEModel, "uslnet_video_gpt": UslnetVideoGPTModel}
     state = load_stage_state(path, models)
-    model = models[state["cfg"].model._name].build_model(state["cfg"].model, None)
+    cfg = state["cfg"]
+    fill_legacy_geometry(cfg.model if cfg.model._name == "uslnet_vqvae" else cfg.model.get("vqvae_args"), cfg.get("task"))
+    model = models[cfg.model._name].build_model(cfg.model, None)
     model.load_state_dict(state["model"])
     return model.eval()
