@@ -37,8 +37,7 @@ from fairseq_signlang.corpora.synthetic.tts import WordSpeaker
 from fairseq_signlang.io.writers import atomic_open, write_lines
 from fairseq_signlang.io.video import read_video, write_video
 from fairseq_signlang.tools.reports import training_curves, write_json
-from fairseq_signlang.tools.training import train_demo_model
-from fairseq_signlang.tools.training import REPO_DIR
+from fairseq_signlang.tools.training import REPO_DIR, train_demo_model
 
 SPLITS = ("train", "valid", "test")
 FPS, SIZE = 25, 96

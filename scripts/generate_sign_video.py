@@ -22,8 +22,7 @@ import sys
 
 from fairseq_signlang.io.readers import CorpusError
 from fairseq_signlang.io.writers import atomic_open, write_lines
-from fairseq_signlang.io.video import read_video
-from fairseq_signlang.io.video import VideoSet
+from fairseq_signlang.io.video import VideoSet, read_video
 from fairseq_signlang.tools.sign_generation import back_translation_bleu, generate_sign_videos, generation_fvd, read_sentences
 from fairseq_signlang.tools.uslnet_hub import UslnetHub
 from fairseq_signlang.viz.video_panels import contact_sheet

@@ -15,9 +15,8 @@ from tqdm import tqdm
 
 from fairseq_signlang.io.readers import CorpusError
 from fairseq_signlang.data.video_windows import DecodedClipCache
-from fairseq_signlang.io.video import numbered_clip_rows
+from fairseq_signlang.io.video import numbered_clip_rows, write_clip_manifest
 from fairseq_signlang.io.writers import write_lines
-from fairseq_signlang.io.video import write_clip_manifest
 
 
 def main(argv=None):

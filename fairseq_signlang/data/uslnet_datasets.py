@@ -13,8 +13,7 @@ from tqdm import tqdm
 from fairseq_signlang.io.readers import CorpusError
 from fairseq_signlang.data.sized import SizedDataset
 from fairseq_signlang.data.video_windows import DecodedClipCache, clip_tensor
-from fairseq_signlang.io.video import numbered_clip_rows
-from fairseq_signlang.io.video import sample_evenly
+from fairseq_signlang.io.video import numbered_clip_rows, sample_evenly
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fairseq_signlang.io.readers import CorpusError, numbered_lines
-from fairseq_signlang.io.video import sample_evenly
-from fairseq_signlang.io.video import ClipRow, read_clip_manifest, read_video, write_clip_manifest, write_video
+from fairseq_signlang.io.video import ClipRow, read_clip_manifest, read_video, sample_evenly, write_clip_manifest, write_video
 from fairseq_signlang.metrics.bleu import bleu_scores
 from fairseq_signlang.metrics.fvd import fvd
 from fairseq_signlang.tools.uslnet_hub import UslnetHub
@@ -68,7 +67,7 @@ def back_translation_bleu(hub: UslnetHub, rows: Sequence[ClipRow], beam: int = 1
 def clip_as_model_sees_it(hub: UslnetHub, row: ClipRow) -> np.ndarray:
     """A real clip (its span) resampled to the model's window (window_frames frames at its
     resolution), the form generated clips have, so FVD compares like with like."""
-    return sample_evenly(hub.read_clip(row.path, row.start, row.end), hub.window_frames)
+    return sample_evenly(hub.read_clip(row.path, row.start, row.end), hub.geometry.window_frames)
 
 
 def generation_fvd(hub: UslnetHub, generated: Sequence[ClipRow], reference: Sequence[ClipRow], i3d_checkpoint: str,

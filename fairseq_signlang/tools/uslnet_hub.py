@@ -28,8 +28,7 @@ from omegaconf import OmegaConf, open_dict
 from fairseq_signlang.io.device import default_device
 from fairseq_signlang.io.readers import CorpusError
 from fairseq_signlang.data.video_windows import clip_tensor
-from fairseq_signlang.io.video import center_crop, sample_evenly
-from fairseq_signlang.io.video import read_video
+from fairseq_signlang.io.video import center_crop, read_video, sample_evenly
 from fairseq_signlang.metrics.bleu import strip_sentencepiece
 from fairseq_signlang.models.uslnet.joint import UslnetModel, UslnetModelConfig
 from fairseq_signlang.models.uslnet.video import load_stage_state
@@ -45,8 +44,7 @@ class UslnetHub:
         self.task, self.cfg = task, cfg
         self.device = default_device(device)
         self.model = model.to(self.device).eval()
-        geometry = model.geometry  # the video stage's
-        self.fps, self.resolution, self.window_frames = geometry.fps, geometry.resolution, geometry.window_frames
+        self.geometry = model.geometry  # the video stage's: frame rate, square size, window length
         self.dictionary = task.target_dictionary
 
     # ---- loading and saving ---------------------------------------------------------------
@@ -106,16 +104,18 @@ class UslnetHub:
     def read_clip(self, path: str, start: Optional[float] = None, end: Optional[float] = None) -> np.ndarray:
         """A video file as the model reads clips: (T, R, R, 3) uint8 at its frame rate, resized on
         the short side and centre-cropped, as the training cache decodes them."""
-        frames, _ = read_video(path, fps=self.fps, start=start, end=end, short_side=self.resolution)
-        return center_crop(frames, self.resolution)
+        g = self.geometry
+        frames, _ = read_video(path, fps=g.fps, start=start, end=end, short_side=g.resolution)
+        return center_crop(frames, g.resolution)
 
     def _clip_input(self, video: Video) -> tuple:
+        g = self.geometry
         frames = self.read_clip(video) if isinstance(video, str) else np.asarray(video)
-        if frames.ndim != 4 or frames.shape[1:] != (self.resolution, self.resolution, 3) or frames.dtype != np.uint8:
+        if frames.ndim != 4 or frames.shape[1:] != (g.resolution, g.resolution, 3) or frames.dtype != np.uint8:
             where = video if isinstance(video, str) else "frames"
-            raise CorpusError(f"{where}: expected uint8 frames (T, {self.resolution}, {self.resolution}, 3) at {self.fps:g} fps, "
+            raise CorpusError(f"{where}: expected uint8 frames (T, {g.resolution}, {g.resolution}, 3) at {g.fps:g} fps, "
                               f"got {frames.dtype} {tuple(frames.shape)}")
-        return clip_tensor(sample_evenly(frames, self.window_frames)), len(frames) / self.fps
+        return clip_tensor(sample_evenly(frames, g.window_frames)), len(frames) / g.fps
 
     @torch.no_grad()
     def translate_batch(self, videos: Sequence[Video], beam: int = 1, max_len: Optional[int] = None) -> List[str]:
@@ -166,4 +166,4 @@ class UslnetHub:
     def playback_fps(self, text: str) -> float:
         """Frame rate at which a generated clip lasts as long as the model takes its sentence to be."""
         duration = len(self.encode(text)) / self.model.encoder.tokens_per_second
-        return self.window_frames / duration
+        return self.geometry.window_frames / duration
