@@ -35,7 +35,10 @@ from fairseq_signlang.metrics.retrieval import RECALL_KS, dtw_similarity, recall
 from fairseq_signlang.metrics.uer import unit_errors
 from fairseq_signlang.criterions.adversarial import GENERATOR
 from fairseq_signlang.criterions.log_sums import log_totals
-from fairseq_signlang.models.speech2sign_u.linear_generator import WordUnitDecoder
+from fairseq_signlang.criterions.decipherment import speech_log_likelihood
+from fairseq_signlang.models.speech2sign_u.hmm import SignChain
+from fairseq_signlang.models.speech2sign_u.linear_generator import WordUnitDecoder, decode_units
+from fairseq_signlang.models.speech2sign_u.sign_ngram import SignNgramModel
 from fairseq_signlang.tasks.batching import AnyBatchSize
 from fairseq_signlang.tasks.resume_guard import ResumeGuardConfig, check_model_of_task, check_resume
 
@@ -59,6 +62,20 @@ class UnpairedSpeechSignConfig(ResumeGuardConfig):
         default=2**25, metadata={"help": "DTW cost cells per chunk during retrieval; lower it when memory is short"}
     )
     seed: int = field(default=II("common.seed"), metadata={"help": "seeds the per-epoch drawing of sign sentences"})
+    sign_lm_order: int = field(
+        default=2,
+        metadata={
+            "help": "order of the n-gram model (interpolated Kneser-Ney) of train.sign that the decipherment criterion, "
+            "the label-free speech_nll metric and decoding=viterbi use; built when first needed, from train.sign only"
+        },
+    )
+    decoding: ChoiceEnum(["argmax", "viterbi"]) = field(
+        default="argmax",
+        metadata={
+            "help": "recognised units for UER and fairseq-generate: each speech position's most probable sign unit, or "
+            "the best path under the sign n-gram with G(y|x)/p(y) as emissions"
+        },
+    )
 
 
 @dataclass
@@ -79,6 +96,8 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
         self.speech_input_dim = speech_input_dim
         self._similarity_cache = None
         self._criterion = None
+        self._sign_chain = None
+        self._speech_unit_frequency = None
 
     @classmethod
     def speech_is_discrete(cls, cfg) -> bool:
@@ -165,9 +184,49 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
         return None
 
     def build_generator(self, models, args, **kwargs):
-        """fairseq-generate prints each speech word's most probable sign unit; with
+        """fairseq-generate prints each speech word's sign unit (task.decoding); with
         `--scoring wer` it reports the unit error rate against {split}.ref."""
-        return WordUnitDecoder()
+        return WordUnitDecoder(*self.decoding_chain())
+
+    # ---- the sign n-gram model: decipherment, speech_nll, Viterbi decoding -------------------
+
+    def chain_self_loop(self) -> float:
+        """Probability that a sign unit spans one more speech position (the word level: never)."""
+        return 0.0
+
+    def sign_chain(self, device=None) -> SignChain:
+        """The n-gram model of train.sign (task.sign_lm_order) as a chain over sign units."""
+        if self._sign_chain is None:
+            path = require_file(self._path("train.sign"), "sign corpus (the sign n-gram model is built from it)")
+            first = self.sign_dict.nspecial
+            sentences = [[u - first for u in s] for s in read_units(path, self.sign_dict, self._path("dict.sign.txt"))]
+            try:
+                ngram = SignNgramModel(sentences, len(self.sign_dict) - first, self.cfg.sign_lm_order)
+                self._sign_chain = SignChain(ngram, first_unit=first, self_loop=self.chain_self_loop())
+            except ValueError as e:
+                raise CorpusError(f"{path}: task.sign_lm_order={self.cfg.sign_lm_order}: {e}") from e
+            logger.info(f"sign {self.cfg.sign_lm_order}-gram model of {path}: {len(self._sign_chain.units)} chain states")
+        return self._sign_chain.to(device) if device is not None else self._sign_chain
+
+    @property
+    def speech_unit_frequency(self):
+        """Speech units: the frequency of each in train.src, (X,), the weights of the generator's
+        marginal p(y) = sum_x p(x) G(y|x). Features: None (the marginal is taken per batch)."""
+        if not self.discrete_speech:
+            return None
+        if self._speech_unit_frequency is None:
+            if "train" in self.datasets:
+                units = self.datasets["train"].speech.data
+            else:
+                path = require_file(self._path("train.src"), "speech unit file (its unit frequencies weigh p(y))")
+                units = torch.cat([torch.as_tensor(u) for u in read_units(path, self.src_dict, self._path("dict.src.txt"))])
+            counts = torch.bincount(torch.as_tensor(units).long().reshape(-1), minlength=len(self.src_dict)).float()
+            self._speech_unit_frequency = counts / counts.sum().clamp(min=1)
+        return self._speech_unit_frequency
+
+    def decoding_chain(self):
+        """(chain, unit frequency) for decoding=viterbi, (None, None) for argmax."""
+        return (self.sign_chain(), self.speech_unit_frequency) if self.cfg.decoding == "viterbi" else (None, None)
 
     # ---- training: GAN alternation and divergence ----------------------------------------
 
@@ -210,7 +269,9 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
         return loss, sample_size, logging_output
 
     def optimizer_step(self, optimizer, model, update_num):
-        if self.alternating:
+        if getattr(self._criterion, "replaces_optimizer_step", False):
+            self._criterion.m_step(model, update_num)  # decipherment's closed-form EM update
+        elif self.alternating:
             optimizer.step(groups={self._criterion.get_groups_for_update(update_num)})
         else:
             optimizer.step()
@@ -245,13 +306,16 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
 
     def valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
+        with torch.no_grad():
+            net_output = model(**sample["net_input"])
+            valid = ~net_output["padding_mask"]
+            chain = self.sign_chain(valid.device)
+            log_likelihood = speech_log_likelihood(model, net_output, chain, self.speech_unit_frequency)
+            logging_output["_speech_nll"], logging_output["_speech_words"] = -log_likelihood.sum().item(), int(valid.sum())
         if sample["target"] is None:
             return loss, sample_size, logging_output
         with torch.no_grad():
-            net_output = model(**sample["net_input"])
-            probs = model.get_normalized_probs(net_output, log_probs=False)
-            valid = ~net_output["padding_mask"]
-            hyps = probs.argmax(-1)
+            hyps = decode_units(model, net_output, *self.decoding_chain())
             errors = length = 0
             for h, v, r, n in zip(hyps, valid, sample["target"], sample["target_lengths"]):
                 e, l = unit_errors(self.hypothesis_units(h[v]), r[:n].tolist())
@@ -275,10 +339,11 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
 
     def split_similarity(self, model, split: str) -> torch.Tensor:
         """Sim(X_i, Y_j) for the whole split, computed once per validation pass: the key holds a
-        fingerprint of the parameters' values (fairseq's optimizers write through `p.data`,
-        which leaves the version counters alone, so those cannot tell that a step happened)."""
+        hash of the parameters' bytes (fairseq's optimizers write through `p.data`, which leaves
+        the version counters alone, so those cannot tell that a step happened; and sums cannot
+        tell an EM step that swaps which sign unit a speech unit reads as)."""
         with torch.no_grad():
-            fingerprint = tuple(float(p.double().sum()) + float(p.double().abs().sum()) for p in model.parameters())
+            fingerprint = tuple(hash(p.detach().cpu().numpy().tobytes()) for p in model.parameters())
         key = (split, id(model), fingerprint)
         if self._similarity_cache is None or self._similarity_cache[0] != key:
             dataset = self.datasets[split]
@@ -292,6 +357,12 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
         super().reduce_metrics(logging_outputs, criterion)
 
         total = log_totals(logging_outputs)
+        if total("_speech_words") > 0:
+            # label-free: -log p(speech) per word under the decipherment model, relative to the speech
+            # units' own unigram (negative once the sign n-gram explains the speech better than that)
+            metrics.log_scalar("_speech_nll", total("_speech_nll"))
+            metrics.log_scalar("_speech_words", total("_speech_words"))
+            metrics.log_derived("speech_nll", lambda m: m["_speech_nll"].sum / m["_speech_words"].sum)
         if total("_uer_length") > 0:
             metrics.log_scalar("_uer_errors", total("_uer_errors"))
             metrics.log_scalar("_uer_length", total("_uer_length"))

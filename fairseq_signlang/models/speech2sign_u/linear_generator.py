@@ -12,6 +12,7 @@ import torch.nn as nn
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model
 
+from fairseq_signlang.models.speech2sign_u.hmm import scaled_emissions, token_emissions
 from fairseq_signlang.models.weights_fit import ExplainsWeightMismatch
 
 
@@ -34,6 +35,11 @@ class LinearGenerator(nn.Module):
     def unit_posteriors(self) -> torch.Tensor:
         """G as a matrix: (input_dim, num_outputs), row x is G(.|x) for speech unit x."""
         return self._masked(self.proj.weight.t()).softmax(dim=-1)
+
+    @torch.no_grad()
+    def set_unit_posteriors(self, G: torch.Tensor) -> None:
+        """Make unit_posteriors() equal G (input_dim, num_outputs): decipherment's closed-form M-step."""
+        self.proj.weight.copy_(G.clamp(min=1e-30).log().t())
 
 
 @dataclass
@@ -80,18 +86,33 @@ class Speech2SignUWordModel(ExplainsWeightMismatch, BaseFairseqModel):
         return probs.clamp(min=1e-30).log() if log_probs else probs
 
 
+def decode_units(model, net_output, chain=None, unit_frequency=None) -> torch.Tensor:
+    """The recognised unit of each speech position, (B, T): its most probable one, or with a sign
+    chain the Viterbi path under the sign n-gram with G(y|x)/p(y) as emissions."""
+    if chain is None:
+        return model.get_normalized_probs(net_output, log_probs=False).argmax(-1)
+    G, prior = scaled_emissions(model, net_output, unit_frequency)
+    lengths = (~net_output["padding_mask"]).sum(1)
+    return chain.to(G.device).best_units(token_emissions(G, prior, net_output), lengths).clamp(min=0)
+
+
 class WordUnitDecoder:
-    """Inference for fairseq-generate: one sign unit per speech word, the most probable one.
-    Returns fairseq's hypothesis format (one hypothesis per sentence)."""
+    """Inference for fairseq-generate: one sign unit per speech word, the most probable one (or
+    the Viterbi path under the sign n-gram, given its chain). Returns fairseq's hypothesis format
+    (one hypothesis per sentence)."""
 
     symbols_to_strip_from_output = frozenset()  # outputs never hold special symbols (masked out)
+
+    def __init__(self, chain=None, unit_frequency=None):
+        self.chain, self.unit_frequency = chain, unit_frequency
 
     @torch.no_grad()
     def generate(self, models, sample, **kwargs):
         model = models[0]
         net_output = model(**sample["net_input"])
         lprobs = model.get_normalized_probs(net_output, log_probs=True)
-        scores, units = lprobs.max(-1)
+        units = decode_units(model, net_output, self.chain, self.unit_frequency)
+        scores = lprobs.gather(-1, units[..., None])[..., 0]
         valid = ~net_output["padding_mask"]
         return [
             [{"tokens": u[v], "score": s[v].mean(), "positional_scores": s[v], "alignment": None}]

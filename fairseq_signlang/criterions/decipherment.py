@@ -1,0 +1,165 @@
+"""Decipherment: the speech corpus explained as sign-unit sentences of the sign corpus's n-gram
+model, each unit emitted as a speech word (Ravi & Knight 2011's decipherment, with the generator
+of speech2sign-U as the emission model).
+
+The generator's posteriors become emissions as in hybrid HMM acoustic models: p(x | y) / p(x) =
+G(y | x) / p(y), with p(y) the generator's own marginal over the speech (for speech units: the
+unit frequencies of train.src times G). The loss is the negative log marginal likelihood of each
+speech sentence under the task's sign chain (forward algorithm; `log_likelihood_and_posteriors`).
+
+Two ways to climb it, `criterion.fit`:
+- `em` (speech units only): the E-step's expected counts c(x, y) of each speech unit x read as
+  sign unit y set G(y | x) = c(x, y) / c(x) in closed form, replacing the optimizer's step. With
+  the whole corpus in one batch this is exactly Baum-Welch EM for the emissions; with smaller
+  batches it is stepwise EM (Liang & Klein 2009), each batch's counts mixed in with weight
+  (k + 2)^-stepwise_power. Plain gradient descent on the same likelihood crawls (the issue's
+  measurement: UER 30-60 where EM reaches the oracle), which is why this is the default.
+- `gradient`: any generator (pooled features, the character level's convolutions): the
+  E-step's posteriors are the targets of a cross-entropy, whose gradient with respect to the
+  generator's logits equals that of the log-likelihood (generalised EM through the optimizer).
+"""
+from dataclasses import dataclass, field
+from typing import Iterator, Tuple
+
+import torch
+import torch.distributed as dist
+from fairseq import metrics
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from torch import Tensor
+
+from fairseq_signlang.criterions.log_sums import log_totals
+from fairseq_signlang.models.speech2sign_u.hmm import scaled_emissions, token_emissions
+
+
+@dataclass
+class DecipherConfig(FairseqDataclass):
+    # not `update`: a DictConfig has a method of that name
+    fit: ChoiceEnum(["em", "gradient"]) = field(
+        default="em",
+        metadata={
+            "help": "em: closed-form M-step of G from the expected counts (speech_input=units; replaces the optimizer's "
+            "step); gradient: cross-entropy to the E-step posteriors through the optimizer (any generator)"
+        },
+    )
+    stepwise_power: float = field(
+        default=0.0,
+        metadata={
+            "help": "em: each batch's counts enter with weight (k + 2)^-power at update k; 0 replaces the statistics "
+            "each update (batch EM: the configs that hold the whole corpus in one batch); 0.5-1 for mini-batches"
+        },
+    )
+    emission_floor: float = field(
+        default=1e-6, metadata={"help": "em: share of uniform mass mixed into every G(.|x), so no sign unit becomes impossible"}
+    )
+    max_cells: int = field(
+        default=2**24, metadata={"help": "emission cells (sentences x words x sign units) per forward-backward chunk"}
+    )
+
+
+def length_chunks(lengths: Tensor, cells_per_word: int, max_cells: int) -> Iterator[Tuple[Tensor, int]]:
+    """(rows, n): the sentences of each length n, at most max_cells / (n * cells_per_word) at a time."""
+    for n in lengths.unique().tolist():
+        if n == 0:
+            continue
+        rows = (lengths == n).nonzero()[:, 0]
+        yield from ((r, n) for r in rows.split(max(1, max_cells // (n * cells_per_word))))
+
+
+@torch.no_grad()
+def speech_log_likelihood(model, net_output, chain, unit_frequency, max_cells: int = 2**24) -> Tensor:
+    """log p(x) / p_unigram(x) of each speech sentence under the decipherment model: (B,). Needs
+    no reference, so it can choose checkpoints (the task's speech_nll)."""
+    G, prior = scaled_emissions(model, net_output, unit_frequency)
+    lengths = (~net_output["padding_mask"]).sum(1)
+    out = G.new_zeros(len(lengths))
+    for rows, n in length_chunks(lengths, G.shape[-1], max_cells):
+        out[rows] = chain.log_likelihood_and_posteriors(token_emissions(G, prior, net_output, rows, n), lengths[rows])[0]
+    return out
+
+
+@register_criterion("decipherment", dataclass=DecipherConfig)
+class DecipherCriterion(FairseqCriterion):
+    def __init__(self, cfg: DecipherConfig, task):
+        super().__init__(task)
+        if cfg.fit == "em" and not task.discrete_speech:
+            raise ValueError(
+                "criterion.fit=em sets G(y|x) from counts per speech unit, so it needs task.speech_input=units; "
+                "use criterion.fit=gradient for speech features"
+            )
+        if cfg.stepwise_power < 0 or not 0 <= cfg.emission_floor < 1:
+            raise ValueError(f"criterion.stepwise_power must be >= 0 and emission_floor in [0, 1), got {cfg.stepwise_power}, {cfg.emission_floor}")
+        self.cfg = cfg
+        self._counts = None  # em: this batch's expected counts (X, C) and its number of words
+
+    def forward(self, model, sample, reduce=True):
+        net_output = model(**sample["net_input"])
+        lengths = (~net_output["padding_mask"]).sum(1)
+        chain = self.task.sign_chain(lengths.device)
+        unit_frequency = self.task.speech_unit_frequency
+        with torch.no_grad():
+            G, prior = scaled_emissions(model, net_output, unit_frequency)
+        log_likelihood = G.new_zeros(())
+        ce = G.new_zeros(())
+        counts = torch.zeros_like(G) if self.cfg.fit == "em" else None
+        if self.cfg.fit == "gradient":
+            log_probs = model.get_normalized_probs(net_output, log_probs=True)
+        for rows, n in length_chunks(lengths, G.shape[-1], self.cfg.max_cells):
+            with torch.no_grad():
+                ll, post = chain.log_likelihood_and_posteriors(token_emissions(G, prior, net_output, rows, n), lengths[rows])
+            log_likelihood = log_likelihood + ll.sum()
+            if counts is not None:
+                counts.index_add_(0, net_output["units"][rows, :n].reshape(-1), post.reshape(-1, post.shape[-1]))
+            if self.cfg.fit == "gradient":
+                ce = ce - (post * log_probs[rows, :n].clamp(min=-1e4)).sum()
+        nwords = int(lengths.sum())
+        if counts is not None:
+            self._counts = (counts, nwords)
+            # zero gradients through the model, so distributed training sees the usual backward pass
+            loss = -log_likelihood + 0.0 * net_output["unit_posteriors"].sum()
+        else:
+            loss = ce + (-log_likelihood - ce).detach()  # the value is -log p(x); the gradient, the cross-entropy's
+        logging_output = {
+            "loss": -log_likelihood.item(),
+            "ntokens": sample["ntokens"],
+            "nsentences": sample["nsentences"],
+            "sample_size": nwords,
+        }
+        return loss, nwords, logging_output
+
+    # ---- em: the M-step, run by the task in place of the optimizer's step ------------------
+
+    @property
+    def replaces_optimizer_step(self) -> bool:
+        return self.cfg.fit == "em"
+
+    @torch.no_grad()
+    def m_step(self, model, update_num: int) -> None:
+        if self._counts is None:
+            raise RuntimeError("the M-step needs the counts of a forward pass in training")
+        counts, nwords = self._counts
+        self._counts = None
+        nwords = counts.new_tensor(float(nwords))
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(counts)
+            dist.all_reduce(nwords)
+        generator = model.generator
+        G = generator.unit_posteriors()                                         # (X, C)
+        eta = 1.0 if self.cfg.stepwise_power == 0 else (update_num + 2) ** -self.cfg.stepwise_power
+        unit_frequency = self.task.speech_unit_frequency.to(G)
+        stats = (1 - eta) * unit_frequency[:, None] * G + eta * counts / nwords.clamp(min=1)
+        totals = stats.sum(1, keepdim=True)
+        new = torch.where(totals > 0, stats / totals.clamp(min=1e-30), G)      # unseen units keep theirs
+        valid = (~generator.invalid_outputs).to(G)
+        new = (1 - self.cfg.emission_floor) * new + self.cfg.emission_floor * valid / valid.sum()
+        generator.set_unit_posteriors(new)
+
+    @staticmethod
+    def reduce_metrics(logging_outputs) -> None:
+        total = log_totals(logging_outputs)
+        n = total("sample_size")
+        metrics.log_scalar("loss", total("loss") / max(n, 1), n, round=4)
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True
