@@ -1,6 +1,8 @@
 """Real English sentences that can be had offline, and the paper's vocabulary restriction."""
+import glob
 import importlib
 import inspect
+import os
 import re
 import shutil
 import subprocess
@@ -28,6 +30,27 @@ def kjv_sentences() -> List[List[str]]:
             words = words_of(piece)
             if words:
                 sentences.append(words)
+    return sentences
+
+
+FORTUNES_DIR = "/usr/share/games/fortunes"
+
+
+def fortune_sentences(folder: str = FORTUNES_DIR) -> List[List[str]]:
+    """The fortune cookies of Debian's `fortunes` package (quotations, jokes, definitions): English
+    that no model or test here was tuned on, split into sentences of lowercase words."""
+    files = sorted(glob.glob(os.path.join(folder, "*"))) if os.path.isdir(folder) else []
+    files = [f for f in files if "." not in os.path.basename(f) and os.path.isfile(f) and not os.path.islink(f)]
+    if not files:
+        raise RuntimeError(f"no fortune files in {folder}: install the Debian package fortunes (apt-get install fortunes)")
+    sentences = []
+    for path in files:
+        with open(path, encoding="latin-1") as f:
+            for entry in f.read().split("\n%\n"):
+                for piece in _SENTENCE_END.split(" ".join(entry.split())):
+                    words = words_of(piece)
+                    if words:
+                        sentences.append(words)
     return sentences
 
 

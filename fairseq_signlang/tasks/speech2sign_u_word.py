@@ -291,14 +291,24 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
 
     # ---- evaluation -------------------------------------------------------------------------
 
-    def split_posteriors(self, model, dataset: UnpairedSpeechSignDataset):
-        """G(X) of every speech sentence of a split: (N, T, V) padded, and (N,) lengths."""
+    def split_net_output(self, model, dataset: UnpairedSpeechSignDataset) -> dict:
+        """The model's output for every speech sentence of a split at once."""
         batch = dataset.collater([{"id": i} for i in range(len(dataset))])
         param = next(model.parameters())
         net_input = {k: v.to(param.device, param.dtype if v.is_floating_point() else v.dtype) for k, v in batch["net_input"].items()}
-        net_output = model(**net_input)
+        return model(**net_input)
+
+    def split_posteriors(self, model, dataset: UnpairedSpeechSignDataset):
+        """G(X) of every speech sentence of a split: (N, T, V) padded, and (N,) lengths."""
+        net_output = self.split_net_output(model, dataset)
         probs = model.get_normalized_probs(net_output, log_probs=False)
         return probs, (~net_output["padding_mask"]).sum(1)
+
+    def split_hypotheses(self, model, dataset: UnpairedSpeechSignDataset) -> list:
+        """The recognised sign units of every speech sentence of a split (task.decoding)."""
+        net_output = self.split_net_output(model, dataset)
+        best = decode_units(model, net_output, *self.decoding_chain())
+        return [self.hypothesis_units(b[v]) for b, v in zip(best, ~net_output["padding_mask"])]
 
     def hypothesis_units(self, best: torch.Tensor) -> list:
         """The recognised sign units of a sentence from its per-position best units."""

@@ -23,18 +23,18 @@ def load_checkpoint(path: str, data: Optional[str] = None, device: Optional[str]
 
 @torch.no_grad()
 def evaluate_split(model, task, split: str, top: int = 10) -> Dict:
-    """UER, recall@1/5/10 both ways, and the top candidates of every query, for a split
-    whose speech has reference sign units ({split}.ref)."""
+    """UER (decoded as task.decoding says), recall@1/5/10 both ways, and the top candidates of
+    every query, for a split whose speech has reference sign units ({split}.ref)."""
     if split not in task.datasets:
         task.load_dataset(split)
     dataset = task.datasets[split]
     if dataset.refs is None:
         raise ValueError(f"split {split!r} has no {split}.ref, so there is nothing to evaluate against")
     probs, lengths = task.split_posteriors(model, dataset)
-    hyps = [task.hypothesis_units(p[:n].argmax(-1)) for p, n in zip(probs, lengths)]
+    hyps = task.split_hypotheses(model, dataset)
     refs = [dataset.refs[i].tolist() for i in range(len(dataset.refs))]
     scores = task.split_similarity(model, split).cpu()
-    out = {"split": split, "num_sentences": len(refs), "uer": unit_error_rate(zip(hyps, refs))}
+    out = {"split": split, "num_sentences": len(refs), "decoding": str(task.cfg.decoding), "uer": unit_error_rate(zip(hyps, refs))}
     out.update(recall_at_k(scores))
     k = min(top, scores.shape[0])
     targets = torch.arange(scores.shape[0])
