@@ -36,10 +36,15 @@ def test_gradient_penalty_by_hand():
     # whatever the interpolation point
     d = linear_discriminator([3.0, 4.0])
     real, fake = torch.rand(3, 4, 2), torch.rand(5, 6, 2)  # cut to the common 3 sentences x 4 positions
-    assert gradient_penalty(d, real, fake).item() == pytest.approx(6.75, rel=1e-5)
-    assert gradient_penalty(d, real, fake, alpha=torch.tensor([0.0, 0.5, 1.0])).item() == pytest.approx(6.75, rel=1e-5)
+    assert gradient_penalty(d, real, fake, norm="sentence").item() == pytest.approx(6.75, rel=1e-5)
+    assert gradient_penalty(d, real, fake, alpha=torch.tensor([0.0, 0.5, 1.0]), norm="sentence").item() == pytest.approx(6.75, rel=1e-5)
     # |w| / sqrt(T) = 1: no penalty
-    assert gradient_penalty(linear_discriminator([1.2, 1.6]), torch.rand(2, 4, 2), torch.rand(2, 4, 2)).item() == pytest.approx(0.0, abs=1e-6)
+    two = torch.rand(2, 4, 2), torch.rand(2, 4, 2)
+    assert gradient_penalty(linear_discriminator([1.2, 1.6]), *two, norm="sentence").item() == pytest.approx(0.0, abs=1e-6)
+    # wav2vec-U's default: a norm over time per unit, |w_v| / sqrt(T) = 1.5 and 2 -> 0.25 + 1 per sentence
+    assert gradient_penalty(d, real, fake).item() == pytest.approx(3 * 1.25, rel=1e-5)
+    with pytest.raises(ValueError, match="per_unit"):
+        gradient_penalty(d, real, fake, norm="frobenius")
 
 
 def test_gradient_penalty_interpolates_between_real_and_fake():

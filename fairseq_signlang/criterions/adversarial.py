@@ -20,11 +20,17 @@ from fairseq_signlang.criterions.log_sums import log_totals
 GENERATOR, DISCRIMINATOR = "generator", "discriminator"
 
 
-def gradient_penalty(discriminator, real: Tensor, fake: Tensor, alpha: Optional[Tensor] = None) -> Tensor:
-    """sum over sentences of (||grad_x D(x)||_2 - 1)^2 at x = alpha * real + (1 - alpha) * fake
-    (WGAN-GP, as wav2vec-U uses it). real (B, T, V), fake (B', T', V): both are cut to the
-    common batch and length; alpha (B,) is drawn uniformly unless given. The norm runs over a
-    sentence's whole (T, V) gradient."""
+GRADIENT_PENALTY_NORMS = ("per_unit", "sentence")
+
+
+def gradient_penalty(discriminator, real: Tensor, fake: Tensor, alpha: Optional[Tensor] = None, norm: str = "per_unit") -> Tensor:
+    """WGAN-GP's (||grad_x D(x)||_2 - 1)^2 at x = alpha * real + (1 - alpha) * fake, summed.
+    real (B, T, V), fake (B', T', V): both are cut to the common batch and length; alpha (B,) is
+    drawn uniformly unless given. norm "per_unit": wav2vec-U's, a norm over time for each unit
+    of each sentence, B x V penalties; "sentence": one norm over a sentence's whole (T, V)
+    gradient, B penalties (smaller: about 35x on a 26-unit vocabulary)."""
+    if norm not in GRADIENT_PENALTY_NORMS:
+        raise ValueError(f"gradient penalty norm must be one of {GRADIENT_PENALTY_NORMS}, got {norm!r}")
     b, t = min(real.shape[0], fake.shape[0]), min(real.shape[1], fake.shape[1])
     real, fake = real[:b, :t], fake[:b, :t]
     if alpha is None:
@@ -32,7 +38,8 @@ def gradient_penalty(discriminator, real: Tensor, fake: Tensor, alpha: Optional[
     mixed = (alpha[:, None, None] * real + (1 - alpha[:, None, None]) * fake).detach().requires_grad_(True)
     scores = discriminator(mixed, None)  # (b,) or (b, F)
     (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)  # (b, t, V)
-    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).sum()
+    norms = grad.norm(2, dim=1) if norm == "per_unit" else grad.flatten(1).norm(2, dim=1)  # (b, V) or (b,)
+    return ((norms - 1) ** 2).sum()
 
 
 def smoothness_penalty(logits: Tensor, padding_mask: Tensor) -> Tensor:

@@ -13,7 +13,14 @@ from fairseq.criterions import register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from fairseq_signlang.models.speech2sign_u.unit_discriminator import UnitSequenceDiscriminator
-from fairseq_signlang.criterions.adversarial import AlternatingGANCriterion, code_diversity_penalty, gradient_penalty, one_hot_units, smoothness_penalty
+from fairseq_signlang.criterions.adversarial import (
+    GRADIENT_PENALTY_NORMS,
+    AlternatingGANCriterion,
+    code_diversity_penalty,
+    gradient_penalty,
+    one_hot_units,
+    smoothness_penalty,
+)
 from fairseq_signlang.criterions.distribution_matching import perplexity
 
 
@@ -28,6 +35,16 @@ class Wav2vecUGANConfig(FairseqDataclass):
     )
     discriminator_kernel: int = field(default=6, metadata={"help": "causal convolution width, in units (wav2vec-U: 6)"})
     discriminator_dropout: float = field(default=0.0, metadata={"help": "dropout after each hidden convolution"})
+    discriminator_act_after_first: bool = field(
+        default=False,
+        metadata={"help": "GELU after the first (embedding) convolution too (wav2vec-U: no, its discriminator_act_after_linear; "
+                  "this project's discriminator before issue 14 had it)"},
+    )
+    gradient_penalty_norm: ChoiceEnum(list(GRADIENT_PENALTY_NORMS)) = field(
+        default="per_unit",
+        metadata={"help": "per_unit: wav2vec-U's penalty, the gradient's norm over time per unit and sentence, summed; "
+                  "sentence: one norm per sentence over all of it (weaker; this project's before issue 14)"},
+    )
     fake_units: ChoiceEnum(["soft", "hard", "gumbel"]) = field(
         default="soft",
         metadata={"help": "what the discriminator sees of the generator: posteriors (wav2vec-U), their argmax one-hot or "
@@ -44,7 +61,8 @@ class Wav2vecUGANCriterion(AlternatingGANCriterion):
         sign = task.target_dictionary
         self.first_unit, self.num_units = sign.nspecial, len(sign) - sign.nspecial
         self.discriminator = UnitSequenceDiscriminator(
-            self.num_units, cfg.discriminator_dim, cfg.discriminator_depth, cfg.discriminator_kernel, cfg.discriminator_dropout
+            self.num_units, cfg.discriminator_dim, cfg.discriminator_depth, cfg.discriminator_kernel, cfg.discriminator_dropout,
+            act_after_first=cfg.discriminator_act_after_first,
         )
         self.mark_discriminator(self.discriminator)
 
@@ -64,7 +82,7 @@ class Wav2vecUGANCriterion(AlternatingGANCriterion):
             loss = loss_real + loss_fake
             logs.update(loss_d_real=loss_real.item(), loss_d_fake=loss_fake.item())
             if self.cfg.gradient_penalty > 0:
-                gp = gradient_penalty(self.discriminator, real, fake)
+                gp = gradient_penalty(self.discriminator, real, fake, norm=str(self.cfg.gradient_penalty_norm))
                 loss = loss + self.cfg.gradient_penalty * gp
                 logs["grad_pen"] = gp.item()
         else:

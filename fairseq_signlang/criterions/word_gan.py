@@ -80,7 +80,8 @@ class WordGANCriterion(AlternatingGANCriterion):
         terms = self.divergence_losses(real, real_padding, fake, fake_padding, d_step)
         loss = sum(terms.values())
         if d_step and self.cfg.gradient_penalty > 0:
-            terms["grad_pen"] = gradient_penalty(self.discriminator, real, fake) / min(len(real), len(fake))  # per sentence
+            # one norm per sentence (the word-level baselines were measured with it), averaged over sentences
+            terms["grad_pen"] = gradient_penalty(self.discriminator, real, fake, norm="sentence") / min(len(real), len(fake))
             loss = loss + self.cfg.gradient_penalty * terms["grad_pen"]
         if not d_step and self.cfg.code_diversity_weight > 0:
             terms["code_pen"] = code_diversity_penalty(fake, fake_padding)

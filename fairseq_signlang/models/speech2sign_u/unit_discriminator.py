@@ -7,8 +7,10 @@ wav2vec-U; per-position scores are averaged over the valid positions of each sen
 
   depth 0   one convolution, units -> score: the single-convolution discriminator that the
             paper's figure 3 uses for its word-level GAN baselines
-  depth d   d hidden convolutions of width `dim` (GELU, dropout) and a scoring convolution;
-            wav2vec-U's published discriminator is depth 2, width 384, kernel 6
+  depth d   d hidden convolutions of width `dim` and a scoring convolution, as wav2vec-U's
+            (its published one: depth 2, width 384, kernel 6): the first embeds the units
+            (no activation after it unless act_after_first, wav2vec-U's
+            discriminator_act_after_linear), the others are followed by dropout and GELU
   out_dim   >1 turns the score into a feature vector per sentence (an MMD GAN's learned kernel)
 """
 from typing import Optional
@@ -30,13 +32,19 @@ class CausalConv1d(nn.Conv1d):
 
 
 class UnitSequenceDiscriminator(nn.Module):
-    def __init__(self, num_units: int, dim: int = 384, depth: int = 2, kernel: int = 6, dropout: float = 0.0, out_dim: int = 1):
+    def __init__(
+        self, num_units: int, dim: int = 384, depth: int = 2, kernel: int = 6, dropout: float = 0.0, out_dim: int = 1,
+        act_after_first: bool = False,
+    ):
         super().__init__()
         if depth < 0 or kernel < 1:
             raise ValueError(f"discriminator depth must be >= 0 and kernel >= 1, got depth {depth}, kernel {kernel}")
         layers, width = [], num_units
-        for _ in range(depth):
-            layers += [CausalConv1d(width, dim, kernel), nn.Dropout(dropout), nn.GELU()]
+        for i in range(depth):
+            if i == 0:  # the embedding convolution
+                layers += [CausalConv1d(width, dim, kernel), *([nn.GELU()] if act_after_first else []), nn.Dropout(dropout)]
+            else:
+                layers += [CausalConv1d(width, dim, kernel), nn.Dropout(dropout), nn.GELU()]
             width = dim
         layers.append(CausalConv1d(width, out_dim, kernel))
         self.net = nn.Sequential(*layers)
