@@ -9,6 +9,9 @@
                     with the speech (default: --sign-km, whose valid.km / test.km are exactly that)
   --letter-units DIR  instead of --sign-km / --ref-km, for corpora with a known mapping: the units
                     are the letters themselves, a=0 .. z=25, read from DIR/{split}.ltr (a corpus sign/)
+  --speech-km DIR   also the speech segments' k-means ids, {split}.km (cluster_features.py kmeans
+                    over the --speech features): written as {split}.src + dict.src.txt, for
+                    task.speech_input=units (closed-form decipherment, char_decipher_* configs)
 
 Writes train.npy/.lengths and {split}.npy/.lengths (the speech, checked and copied), train.sign
 (the unpaired sign corpus), {split}.ref for the evaluation splits (the true sign units of each
@@ -16,6 +19,7 @@ speech sentence, for scoring only, never a training signal) and dict.sign.txt (e
 
   python scripts/prepare_char_task.py --speech fs_corpus/speech --sign-km km_sign --sign-clusters 64 --out data_char
   python scripts/prepare_char_task.py --speech fs_corpus/speech --letter-units fs_corpus/sign --out data_char
+  python scripts/prepare_char_task.py --speech fs_corpus/speech --speech-km km_speech --letter-units fs_corpus/sign --out data_char
 """
 import argparse
 import os
@@ -60,6 +64,25 @@ def copy_features(src_prefix: str, dst_prefix: str) -> None:
                 shutil.copyfileobj(f, dst, 1 << 24)
 
 
+def write_speech_units(km_dir: str, speech_dir: str, splits: List[str], out: str) -> None:
+    """{split}.src from the speech segments' {split}.km, checked against the segment counts of
+    the features (one id per segment), and dict.src.txt over every id up to the largest."""
+    units = {}
+    for split in splits:
+        path = os.path.join(km_dir, f"{split}.km")
+        units[split] = read_cluster_ids(path)
+        _, _, lengths = read_features(os.path.join(speech_dir, split))
+        if len(units[split]) != len(lengths):
+            raise CorpusError(f"{path}: {len(units[split])} sentences but {os.path.join(speech_dir, split)}.lengths has {len(lengths)}")
+        for i, (ids, n) in enumerate(zip(units[split], lengths.tolist())):
+            if len(ids) != n:
+                raise CorpusError(f"{path}:{i + 1}: {len(ids)} unit ids for the {n} segments of {os.path.join(speech_dir, split)}.npy")
+    n_units = 1 + max(int(u.max()) for rows in units.values() for u in rows)
+    for split, rows in units.items():
+        write_unit_sentences(os.path.join(out, f"{split}.src"), rows)
+    write_dictionary(os.path.join(out, "dict.src.txt"), units[splits[0]], symbols=range(n_units))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--speech", required=True, help="folder with the speech {split}.npy + .lengths")
@@ -67,6 +90,7 @@ def main():
     units.add_argument("--sign-km", help="folder with the sign {split}.km files")
     units.add_argument("--letter-units", metavar="DIR", help="folder with the sign {split}.ltr files; units are the letters a=0 .. z=25")
     ap.add_argument("--ref-km", help="folder with the {split}.km of the evaluation splits' sign renderings (default: --sign-km)")
+    ap.add_argument("--speech-km", help="folder with the speech segments' {split}.km k-means ids (for task.speech_input=units)")
     ap.add_argument("--sign-clusters", type=int, help="sign unit count (default: 26 with --letter-units, else the largest id in train + 1)")
     ap.add_argument("--train-split", default="train")
     ap.add_argument("--eval-splits", nargs="*", default=["valid", "test"])
@@ -100,6 +124,8 @@ def main():
             copy_features(speech_prefix(split), os.path.join(args.out, split))
             write_unit_sentences(os.path.join(args.out, f"{split}.ref"), ref)
         write_dictionary(os.path.join(args.out, "dict.sign.txt"), sign, symbols=range(n_sign))
+        if args.speech_km:
+            write_speech_units(args.speech_km, args.speech, [args.train_split, *refs], args.out)
     except CorpusError as e:
         sys.exit(f"error: {e}")
     print(

@@ -100,14 +100,16 @@ def train_and_score(data: str, out: str, objective: Objective, vocab: int, seed:
 
 
 def run_bench(sentences, vocab_sizes: Sequence[int], pairings: Sequence[str], objectives: Sequence[str], out: str,
-              seed: int, num_sentences: int, max_update: int = 0) -> List[Dict]:
+              seed: int, num_sentences: int, max_update: Dict[str, int] = None) -> List[Dict]:
+    """max_update: objective -> updates (0 or absent: its config's)."""
+    max_update = max_update or {}
     rows = []
     for vocab in vocab_sizes:
         for pairing in pairings:
             data = os.path.join(out, f"vocab{vocab}_{pairing}", "data")
             corpus = build_corpus(sentences, vocab, pairing, data, seed, num_sentences)
             for name in objectives:
-                run = train_and_score(data, os.path.join(out, f"vocab{vocab}_{pairing}", name), OBJECTIVES[name], vocab, seed, max_update)
+                run = train_and_score(data, os.path.join(out, f"vocab{vocab}_{pairing}", name), OBJECTIVES[name], vocab, seed, max_update.get(name, 0))
                 rows.append({"vocab": vocab, "pairing": pairing, "objective": name, **corpus, **run})
                 print(format_table(rows[-1:]), flush=True)
     return rows
