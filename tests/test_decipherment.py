@@ -221,3 +221,15 @@ def test_char_decipherment_over_speech_units_reaches_the_oracle(tmp_path):
     valid = log_records(log, "valid")
     chosen = min(valid, key=lambda r: float(r["valid_speech_nll"]))
     assert float(chosen["valid_uer"]) <= min(float(r["valid_uer"]) for r in valid) + 3.0
+
+
+def test_sign_lm_that_cannot_be_laid_out_is_refused_naming_the_sign_corpus(disjoint_corpus):
+    from fairseq_signlang.io.readers import CorpusError
+    from fairseq_signlang.tasks.speech2sign_u_word import Speech2SignUWordConfig, Speech2SignUWordTask
+
+    data, _ = disjoint_corpus
+    task = Speech2SignUWordTask.setup_task(Speech2SignUWordConfig(data=data, sign_lm_order=4))
+    with pytest.raises(CorpusError, match=r"train\.sign: task\.sign_lm_order=4: .*use order 2"):
+        task.sign_chain()
+    chain = Speech2SignUWordTask.setup_task(Speech2SignUWordConfig(data=data, sign_lm_order=2)).sign_chain()
+    assert len(chain.units) == len(task.target_dictionary) - task.target_dictionary.nspecial

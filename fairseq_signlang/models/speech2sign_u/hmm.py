@@ -17,14 +17,19 @@ def state_units(states: Sequence[Tuple[int, ...]]) -> Tensor:
     return torch.tensor([s[-1] for s in states], dtype=torch.long)
 
 
+def check_chain_input(emit: Tensor, lengths: Tensor, start: Tensor, trans: Tensor, end: Tensor) -> None:
+    B, T, S = emit.shape
+    if lengths.shape != (B,) or bool((lengths < 1).any()) or int(lengths.max()) > T:
+        raise ValueError(f"lengths must be (B,) = ({B},) within 1..{T}, got {lengths.tolist()}")
+    if start.shape != (S,) or trans.shape != (S, S) or end.shape != (S,):
+        raise ValueError(f"the chain must have {S} states: start {tuple(start.shape)}, trans {tuple(trans.shape)}, end {tuple(end.shape)}")
+
+
 def forward_log_likelihood(log_emit: Tensor, lengths: Tensor, log_start: Tensor, log_trans: Tensor, log_end: Tensor) -> Tensor:
     """log_emit (B, T, S): log p(x_t | state s); lengths (B,) >= 1; log_start (S,), log_trans
     (S, S), log_end (S,) -> (B,) log p(x_1..x_n), each sentence to its own length."""
     B, T, S = log_emit.shape
-    if lengths.shape != (B,) or bool((lengths < 1).any()) or int(lengths.max()) > T:
-        raise ValueError(f"lengths must be (B,) = ({B},) within 1..{T}, got {lengths.tolist()}")
-    if log_start.shape != (S,) or log_trans.shape != (S, S) or log_end.shape != (S,):
-        raise ValueError(f"the chain must have {S} states: start {tuple(log_start.shape)}, trans {tuple(log_trans.shape)}, end {tuple(log_end.shape)}")
+    check_chain_input(log_emit, lengths, log_start, log_trans, log_end)
     lengths = lengths.to(log_emit.device)
     alpha = log_start[None] + log_emit[:, 0]                                                    # (B, S)
     for t in range(1, T):
@@ -43,10 +48,7 @@ def forward_backward(emit: Tensor, lengths: Tensor, start: Tensor, trans: Tensor
     (B, T, S), zero past each sentence's end). Sentences are taken in groups of equal length, so
     no step is spent on padding."""
     B, T, S = emit.shape
-    if lengths.shape != (B,) or bool((lengths < 1).any()) or int(lengths.max()) > T:
-        raise ValueError(f"lengths must be (B,) = ({B},) within 1..{T}, got {lengths.tolist()}")
-    if start.shape != (S,) or trans.shape != (S, S) or end.shape != (S,):
-        raise ValueError(f"the chain must have {S} states: start {tuple(start.shape)}, trans {tuple(trans.shape)}, end {tuple(end.shape)}")
+    check_chain_input(emit, lengths, start, trans, end)
     lengths = lengths.to(emit.device)
     log_likelihood = emit.new_zeros(B)
     posteriors = torch.zeros_like(emit)
