@@ -2,7 +2,6 @@
 the closed-form EM step, and training through fairseq on corpora whose two sides share no
 sentence, with the checkpoint chosen by the label-free speech_nll."""
 import itertools
-from collections import Counter
 import json
 import os
 import re
@@ -192,8 +191,6 @@ def test_em_refuses_speech_features_with_a_clear_message(disjoint_corpus, tmp_pa
 def test_char_decipherment_over_speech_units_reaches_the_oracle(tmp_path):
     """Fingerspelling, 26 letters, speech and sign from disjoint halves of English sentences; the
     speech segments' 52 k-means units deciphered by batch EM under the sign bigram model."""
-    from fairseq_signlang.metrics.uer import unit_error_rate
-
     from .gan_corpora import add_speech_units, char_task_folder
 
     corpus = char_task_folder(str(tmp_path / "data"), num_train=1500, num_valid=100)
@@ -205,13 +202,7 @@ def test_char_decipherment_over_speech_units_reaches_the_oracle(tmp_path):
     model, task = load_checkpoint(f"{tmp_path}/ckpt/checkpoint_best.pt", data, "cpu")
     result = evaluate_split(model, task, "valid")
     # the oracle: each speech unit read as the letter it most often is, repeats merged as the task does
-    src = [list(map(int, line.split())) for line in open(os.path.join(data, "valid.src"))]
-    ref = [list(map(int, line.split())) for line in open(os.path.join(data, "valid.ref"))]
-    best = {}
-    for x, y in zip(itertools.chain(*src), itertools.chain(*ref)):
-        best.setdefault(x, Counter())[y] += 1
-    mapped = [torch.tensor([best[x].most_common(1)[0][0] for x in s]).unique_consecutive().tolist() for s in src]
-    oracle = unit_error_rate(zip(mapped, ref))
+    oracle = reference_baselines(data, "valid", merge_repeats=True)["oracle_uer"]
     # measured: UER 5.5 (Viterbi), oracle 5.1 (3.3 of it doubled letters, which merging loses),
     # unigram-frequency baseline 87.2; the wav2vec-U GAN of
     # char_tiny reaches 46.7 on this corpus, and decipherment by gradient descent on the features

@@ -70,14 +70,22 @@ def length_chunks(lengths: Tensor, cells_per_word: int, max_cells: int) -> Itera
 
 
 @torch.no_grad()
+def e_step(G: Tensor, prior: Tensor, net_output, chain, max_cells: int) -> Iterator[Tuple[Tensor, int, Tensor, Tensor]]:
+    """(rows, n, log-likelihood (b,), posteriors (b, n, C)) for the sentences of each length n,
+    in chunks of at most max_cells emission cells."""
+    lengths = (~net_output["padding_mask"]).sum(1)
+    for rows, n in length_chunks(lengths, G.shape[-1], max_cells):
+        yield (rows, n, *chain.log_likelihood_and_posteriors(token_emissions(G, prior, net_output, rows, n), lengths[rows]))
+
+
+@torch.no_grad()
 def speech_log_likelihood(model, net_output, chain, unit_frequency, max_cells: int = 2**24) -> Tensor:
     """log p(x) / p_unigram(x) of each speech sentence under the decipherment model: (B,). Needs
     no reference, so it can choose checkpoints (the task's speech_nll)."""
     G, prior = scaled_emissions(model, net_output, unit_frequency)
-    lengths = (~net_output["padding_mask"]).sum(1)
-    out = G.new_zeros(len(lengths))
-    for rows, n in length_chunks(lengths, G.shape[-1], max_cells):
-        out[rows] = chain.log_likelihood_and_posteriors(token_emissions(G, prior, net_output, rows, n), lengths[rows])[0]
+    out = G.new_zeros(net_output["padding_mask"].shape[0])
+    for rows, _, ll, _ in e_step(G, prior, net_output, chain, max_cells):
+        out[rows] = ll
     return out
 
 
@@ -107,9 +115,7 @@ class DecipherCriterion(FairseqCriterion):
         counts = torch.zeros_like(G) if self.cfg.fit == "em" else None
         if self.cfg.fit == "gradient":
             log_probs = model.get_normalized_probs(net_output, log_probs=True)
-        for rows, n in length_chunks(lengths, G.shape[-1], self.cfg.max_cells):
-            with torch.no_grad():
-                ll, post = chain.log_likelihood_and_posteriors(token_emissions(G, prior, net_output, rows, n), lengths[rows])
+        for rows, n, ll, post in e_step(G, prior, net_output, chain, self.cfg.max_cells):
             log_likelihood = log_likelihood + ll.sum()
             if counts is not None:
                 counts.index_add_(0, net_output["units"][rows, :n].reshape(-1), post.reshape(-1, post.shape[-1]))

@@ -304,9 +304,8 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
         probs = model.get_normalized_probs(net_output, log_probs=False)
         return probs, (~net_output["padding_mask"]).sum(1)
 
-    def split_hypotheses(self, model, dataset: UnpairedSpeechSignDataset) -> list:
-        """The recognised sign units of every speech sentence of a split (task.decoding)."""
-        net_output = self.split_net_output(model, dataset)
+    def recognised_units(self, model, net_output) -> list:
+        """The recognised sign units of every speech sentence of a batch (task.decoding)."""
         best = decode_units(model, net_output, *self.decoding_chain())
         return [self.hypothesis_units(b[v]) for b, v in zip(best, ~net_output["padding_mask"])]
 
@@ -325,10 +324,10 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
         if sample["target"] is None:
             return loss, sample_size, logging_output
         with torch.no_grad():
-            hyps = decode_units(model, net_output, *self.decoding_chain())
+            hyps = self.recognised_units(model, net_output)
             errors = length = 0
-            for h, v, r, n in zip(hyps, valid, sample["target"], sample["target_lengths"]):
-                e, l = unit_errors(self.hypothesis_units(h[v]), r[:n].tolist())
+            for h, r, n in zip(hyps, sample["target"], sample["target_lengths"]):
+                e, l = unit_errors(h, r[:n].tolist())
                 errors, length = errors + e, length + l
             logging_output["_uer_errors"], logging_output["_uer_length"] = errors, length
             if self.cfg.eval_retrieval:

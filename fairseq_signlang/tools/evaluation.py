@@ -30,8 +30,9 @@ def evaluate_split(model, task, split: str, top: int = 10) -> Dict:
     dataset = task.datasets[split]
     if dataset.refs is None:
         raise ValueError(f"split {split!r} has no {split}.ref, so there is nothing to evaluate against")
-    probs, lengths = task.split_posteriors(model, dataset)
-    hyps = task.split_hypotheses(model, dataset)
+    net_output = task.split_net_output(model, dataset)
+    probs, lengths = model.get_normalized_probs(net_output, log_probs=False), (~net_output["padding_mask"]).sum(1)
+    hyps = task.recognised_units(model, net_output)
     refs = [dataset.refs[i].tolist() for i in range(len(dataset.refs))]
     scores = task.split_similarity(model, split).cpu()
     out = {"split": split, "num_sentences": len(refs), "decoding": str(task.cfg.decoding), "uer": unit_error_rate(zip(hyps, refs))}

@@ -14,6 +14,7 @@ import numpy as np
 
 from fairseq_signlang.corpora.synthetic.simulated_units import UnitCorpusSpec, build_unit_corpus
 from fairseq_signlang.corpora.text_sources import restrict_vocabulary
+from fairseq_signlang.metrics.uer import unit_error_rate
 from fairseq_signlang.tools.training import REPO_DIR, log_records, run_hydra_train
 
 CONFIG_DIR = os.path.join(REPO_DIR, "examples", "speech2sign_u")
@@ -43,18 +44,27 @@ def _read_lines(path: str) -> List[List[str]]:
         return [line.split() for line in f]
 
 
-def reference_baselines(data: str, split: str = "test") -> Dict[str, float]:
+def reference_baselines(data: str, split: str = "test", merge_repeats: bool = False) -> Dict[str, float]:
     """The oracle (each speech unit read as the sign unit it most often stands for in this split:
     no mapping of speech units does better) and the trivial baseline (every word read as the most
-    frequent sign unit), as UER on the split."""
+    frequent sign unit), as UER on the split. merge_repeats: repeats of a unit in the mapped
+    sequence are merged before scoring, as the character level recognises its segments."""
     src, ref = _read_lines(os.path.join(data, f"{split}.src")), _read_lines(os.path.join(data, f"{split}.ref"))
     pairs = [(x, y) for xs, ys in zip(src, ref) for x, y in zip(xs, ys)]
     by_unit = defaultdict(Counter)
     for x, y in pairs:
         by_unit[x][y] += 1
-    oracle_hits = sum(c.most_common(1)[0][1] for c in by_unit.values())
-    majority = Counter(y for _, y in pairs).most_common(1)[0][1]
-    return {"oracle_uer": 100.0 * (1 - oracle_hits / len(pairs)), "majority_uer": 100.0 * (1 - majority / len(pairs))}
+    best = {x: c.most_common(1)[0][0] for x, c in by_unit.items()}
+    majority = Counter(y for _, y in pairs).most_common(1)[0][0]
+    if merge_repeats:
+        def merged_uer(read):
+            hyps = [[u for i, u in enumerate(h) if i == 0 or u != h[i - 1]] for h in ([read(x) for x in xs] for xs in src)]
+            return unit_error_rate(zip(hyps, ref))
+
+        return {"oracle_uer": merged_uer(best.get), "majority_uer": merged_uer(lambda x: majority)}
+    oracle_hits = sum(best[x] == y for x, y in pairs)
+    majority_hits = sum(y == majority for _, y in pairs)
+    return {"oracle_uer": 100.0 * (1 - oracle_hits / len(pairs)), "majority_uer": 100.0 * (1 - majority_hits / len(pairs))}
 
 
 def build_corpus(sentences, vocab_size: int, pairing: str, out: str, seed: int, num_sentences: int) -> Dict:

@@ -143,7 +143,6 @@ class SignChain:
             trans = (1 - self_loop) * trans + self_loop * torch.eye(len(chain_states), dtype=trans.dtype)
         self.start, self.trans, self.end = log_start.exp().float(), trans.float(), log_end.exp().float()
         self.units = state_units(chain_states) + first_unit
-        self.self_loop = self_loop
 
     def to(self, device) -> "SignChain":
         for name in ("start", "trans", "end", "units"):
