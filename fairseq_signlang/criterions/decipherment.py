@@ -18,6 +18,12 @@ Two ways to climb it, `criterion.fit`:
 - `gradient`: any generator (pooled features, the character level's convolutions): the
   E-step's posteriors are the targets of a cross-entropy, whose gradient with respect to the
   generator's logits equals that of the log-likelihood (generalised EM through the optimizer).
+
+Where it starts matters. When the speech units carry more than the word (a voice or speaker per
+sentence, as in the media demo's k-means clusters), EM from a random G can find a mapping that
+explains which units share a sentence better than the true one explains word order: higher
+likelihood, wrong reading. `warm_start_updates` first fits G by the paper's L1 terms (eq. 12),
+which match unit statistics and are blind to that, and lets EM refine from there.
 """
 from dataclasses import dataclass, field
 from typing import Iterator, Tuple
@@ -30,6 +36,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from torch import Tensor
 
 from fairseq_signlang.criterions.log_sums import log_totals
+from fairseq_signlang.criterions.unigram_skipgram_l1 import UnigramSkipgramL1Config, UnigramSkipgramL1Criterion
 from fairseq_signlang.models.speech2sign_u.hmm import scaled_emissions, token_emissions
 
 
@@ -58,6 +65,17 @@ class DecipherConfig(FairseqDataclass):
     max_cells: int = field(
         default=2**24, metadata={"help": "emission cells (sentences x words x sign units) per forward-backward chunk"}
     )
+    warm_start_updates: int = field(
+        default=0,
+        metadata={
+            "help": "the first N updates fit G through the optimizer by the paper's L1 objective (criterion "
+            "unigram_skipgram_l1, eq. 12), then decipherment continues from that G. EM from a random G can settle "
+            "in a wrong optimum of higher likelihood when speech units also encode the speaker (media demo: UER 93 "
+            "from random, 53 from the L1 start). 0: decipherment from the model's initialisation"
+        },
+    )
+    warm_start_max_skip: int = field(default=6, metadata={"help": "warm start: K of the skip-gram L1 term (paper: 6)"})
+    warm_start_skipgram_weight: float = field(default=1.0, metadata={"help": "warm start: lambda of eq. 12"})
 
 
 def length_chunks(lengths: Tensor, cells_per_word: int, max_cells: int) -> Iterator[Tuple[Tensor, int]]:
@@ -100,10 +118,26 @@ class DecipherCriterion(FairseqCriterion):
             )
         if cfg.stepwise_power < 0 or not 0 <= cfg.emission_floor < 1:
             raise ValueError(f"criterion.stepwise_power must be >= 0 and emission_floor in [0, 1), got {cfg.stepwise_power}, {cfg.emission_floor}")
+        if cfg.warm_start_updates < 0:
+            raise ValueError(f"criterion.warm_start_updates must be >= 0, got {cfg.warm_start_updates}")
         self.cfg = cfg
         self._counts = None  # em: this batch's expected counts (X, C) and its number of words
+        self._num_updates = 0
+        self.warm_start = None
+        if cfg.warm_start_updates > 0:
+            l1 = UnigramSkipgramL1Config(max_skip=cfg.warm_start_max_skip, skipgram_weight=cfg.warm_start_skipgram_weight)
+            self.warm_start = UnigramSkipgramL1Criterion(l1, task)
+
+    def set_num_updates(self, num_updates: int) -> None:
+        self._num_updates = num_updates
+
+    @property
+    def warming_up(self) -> bool:
+        return self.warm_start is not None and self._num_updates < self.cfg.warm_start_updates
 
     def forward(self, model, sample, reduce=True):
+        if self.warming_up:
+            return self.warm_start(model, sample)
         net_output = model(**sample["net_input"])
         lengths = (~net_output["padding_mask"]).sum(1)
         chain = self.task.sign_chain(lengths.device)
@@ -140,7 +174,7 @@ class DecipherCriterion(FairseqCriterion):
 
     @property
     def replaces_optimizer_step(self) -> bool:
-        return self.cfg.fit == "em"
+        return self.cfg.fit == "em" and not self.warming_up
 
     @torch.no_grad()
     def m_step(self, model, update_num: int) -> None:
@@ -166,6 +200,9 @@ class DecipherCriterion(FairseqCriterion):
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
+        if any("pos_l1" in log for log in logging_outputs):  # the warm start's updates
+            UnigramSkipgramL1Criterion.reduce_metrics(logging_outputs)
+            return
         total = log_totals(logging_outputs)
         n = total("sample_size")
         metrics.log_scalar("loss", total("loss") / max(n, 1), n, round=4)

@@ -256,6 +256,7 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
                     "alternation: set optimizer._name=composite with groups `generator` and `discriminator` and "
                     "lr_scheduler._name=pass_through (see examples/speech2sign_u/char_tiny.yaml)"
                 )
+        if hasattr(criterion, "set_num_updates"):  # schedules: alternation, decipherment's warm start
             criterion.set_num_updates(update_num)
         model.train()
         model.set_num_updates(update_num)
