@@ -13,9 +13,15 @@
    stand-in for wav2vec 2.0), word pooling, sign clip features (glove tracking, the stand-in for
    I3D), clip pooling, k-means for both (the speech cluster count chosen by purity, about 90 %
    as in the paper), and the task's data folder.
-5. fairseq-hydra-train (examples/speech2sign_u/word_tiny.yaml) and DTW retrieval on the test
-   split. Writes metrics.json, rankings.json, alignments.png, training_curves.png, purity.json,
-   sample sign videos and spoken sentences under --out.
+5. fairseq-hydra-train (examples/speech2sign_u/word_decipher_tiny.yaml: 200 updates of the
+   paper's L1 terms, then decipherment by EM; the checkpoint chosen by the label-free speech_nll)
+   and DTW retrieval on the test split. Writes metrics.json, rankings.json, alignments.png,
+   training_curves.png, purity.json, sample sign videos and spoken sentences under --out.
+6. The disjoint build (--builds): speech from one half of the training sentences, signs from the
+   other half, as separately collected corpora; its sign clusters fitted on its own half, its
+   speech units those of step 4. Trained and scored the same way under --out/disjoint.
+   summary.json and the printed table put both builds beside their oracle (each speech cluster
+   read as the sign cluster it most often stands for) and trivial baselines.
 """
 import argparse
 import json
@@ -34,12 +40,15 @@ from fairseq_signlang.io.readers import CorpusError
 from fairseq_signlang.corpora.sign_corpus import ClipPool, build_word_corpus, read_sign_corpus
 from fairseq_signlang.corpora.text_sources import kjv_sentences, restrict_vocabulary, text_file_sentences
 from fairseq_signlang.corpora.synthetic.tts import WordSpeaker
-from fairseq_signlang.io.writers import atomic_open, write_lines
+from fairseq_signlang.io.readers import read_cluster_ids
+from fairseq_signlang.io.writers import atomic_open, write_lines, write_unit_sentences
 from fairseq_signlang.io.video import read_video, write_video
-from fairseq_signlang.tools.reports import training_curves, write_json
+from fairseq_signlang.tools.objective_bench import reference_baselines
+from fairseq_signlang.tools.reports import builds_table, training_curves, write_json
 from fairseq_signlang.tools.training import REPO_DIR, train_demo_model
 
 SPLITS = ("train", "valid", "test")
+BUILDS = ("hidden", "disjoint")
 FPS, SIZE = 25, 96
 
 
@@ -115,7 +124,11 @@ def main():
     ap.add_argument("--signer-variation", type=float, default=0.5, help="how much signers differ (procedural signer's scale; 0: all alike)")
     ap.add_argument("--similar-pairs", type=int, default=5, help="word pairs with visually similar signs")
     ap.add_argument("--speech-clusters", type=int, nargs="+", help="candidate speech cluster counts (default: 4x and 8x the vocabulary)")
-    ap.add_argument("--max-update", type=int, default=200, help="training updates")
+    ap.add_argument("--config", default="word_decipher_tiny", help="training config in examples/speech2sign_u")
+    ap.add_argument("--max-update", type=int, default=260, help="training updates, the warm start's included")
+    ap.add_argument("--warm-start-updates", type=int, default=200, help="updates of the L1 terms before decipherment's EM (0: EM from a random start)")
+    ap.add_argument("--builds", nargs="+", choices=BUILDS, default=list(BUILDS),
+                    help="hidden: both sides render the same training sentences, the pairing hidden; disjoint: different halves")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     out = os.path.abspath(args.out)
@@ -179,27 +192,70 @@ def main():
     run_script("prepare_word_task.py", "--speech-km", f"{out}/km/speech_{k_speech}", "--sign-km", f"{out}/km/sign", "--out", data,
                "--speech-clusters", k_speech, "--sign-clusters", len(vocab))
 
-    print("[5/6] fairseq-hydra-train (examples/speech2sign_u/word_tiny.yaml)")
-    ckpt_dir, log_text = train_demo_model(data, out, args.max_update, args.seed)
-    training_curves(log_text, os.path.join(out, "training_curves.png"))
-
-    print("[6/6] retrieval on the test split")
-    from fairseq_signlang.tools.evaluation import evaluate_split, load_checkpoint
-    from fairseq_signlang.tools.reports import write_evaluation
-
-    model, task = load_checkpoint(os.path.join(ckpt_dir, "checkpoint_best.pt"), data, "cpu")
-    result = evaluate_split(model, task, "test")
-    sign_dict = task.target_dictionary  # each sign unit is named by the word most of its clips show
-    labels = [sign_report["majority"].get(sign_dict[i], sign_dict[i]) for i in range(len(sign_dict))]
-    metrics = write_evaluation(result, out, task, word_labels=labels)
+    summary = {}
+    if "disjoint" in args.builds:
+        disjoint_data = build_disjoint(out, split_sentences["train"], pool, vocab, k_speech, args.seed)
+    for build in args.builds:
+        run_out, run_data, sign_km = (out, data, f"{out}/km/sign") if build == "hidden" else (
+            os.path.join(out, "disjoint"), disjoint_data, f"{out}/km/sign_disjoint")
+        print(f"[5/6] {build} build: fairseq-hydra-train (examples/speech2sign_u/{args.config}.yaml)")
+        ckpt_dir, log_text = train_demo_model(run_data, run_out, args.max_update, args.seed, args.config,
+                                              [f"criterion.warm_start_updates={args.warm_start_updates}"])
+        training_curves(log_text, os.path.join(run_out, "training_curves.png"))
+        print(f"[6/6] {build} build: retrieval on the test split")
+        summary[build] = evaluate_build(run_out, run_data, ckpt_dir, sign_km)
     samples = os.path.join(out, "samples")
     for i in range(3):
         words = sentence_video(f"{out}/corpus/test", i, os.path.join(samples, f"test{i}_sign.mp4"))
         shutil.copyfile(f"{out}/audio/test/{i:06d}.wav", os.path.join(samples, f"test{i}_speech.wav"))
         write_lines(os.path.join(samples, f"test{i}.txt"), [" ".join(words)])
-    print(json.dumps(metrics, indent=1))
-    print(f"wrote {out}/metrics.json, rankings.json, alignments.png, training_curves.png, purity.json and samples/ "
-          f"in {(time.time() - started) / 60:.1f} min")
+    write_json(os.path.join(out, "summary.json"), summary)
+    print(builds_table(summary))
+    print(f"wrote {out}/summary.json, metrics.json, rankings.json, alignments.png, training_curves.png, purity.json, samples/"
+          + (" and disjoint/" if "disjoint" in summary else "") + f" in {(time.time() - started) / 60:.1f} min")
+
+
+def build_disjoint(out: str, train_sentences, pool: ClipPool, vocab, k_speech: int, seed: int) -> str:
+    """The data folder of the disjoint build: the speech of one half of the training sentences
+    (their units from the speech k-means of step 4) and the signs of the other half, clustered
+    with k-means fitted on that half alone."""
+    print("      disjoint build: speech and sign from different halves of the training sentences")
+    corpus = f"{out}/corpus/train_disjoint"
+    build_word_corpus(train_sentences, pool, len(vocab), corpus, pairing="disjoint", seed=seed, vocab=vocab)
+    with open(f"{out}/corpus/train/speech.jsonl", encoding="utf-8") as f:
+        line_of_utt = {json.loads(line)["utt"]: i for i, line in enumerate(f)}
+    with open(f"{corpus}/speech.jsonl", encoding="utf-8") as f:
+        utts = [json.loads(line)["utt"] for line in f]
+    speech_km = f"{out}/km/speech_{k_speech}"
+    units = read_cluster_ids(f"{speech_km}/train.km")
+    write_unit_sentences(f"{speech_km}/train_disjoint.km", [units[line_of_utt[u]].tolist() for u in utts])
+    run_script("pool_features.py", "clips", "--clip-dir", f"{out}/feats/sign_clips/npy", "--corpus", f"{corpus}/sign.jsonl",
+               "--pieces", 3, "--out", f"{out}/feats/sign_words/train_disjoint")
+    sign_km = f"{out}/km/sign_disjoint"
+    run_script("cluster_features.py", "kmeans", "--fit", f"{out}/feats/sign_words/train_disjoint", "-k", len(vocab), "--out", sign_km,
+               "--standardize", "--apply", *[f"{out}/feats/sign_words/{s}" for s in ("train_disjoint", "valid", "test")])
+    run_script("cluster_purity.py", "--km", f"{sign_km}/train_disjoint.km", "--words", f"{out}/feats/sign_words/train_disjoint.wrd",
+               "--out", f"{sign_km}/purity.json")
+    data = f"{out}/data_disjoint"
+    run_script("prepare_word_task.py", "--speech-km", speech_km, "--sign-km", sign_km, "--train-split", "train_disjoint", "--out", data,
+               "--speech-clusters", k_speech, "--sign-clusters", len(vocab))
+    return data
+
+
+def evaluate_build(run_out: str, data: str, ckpt_dir: str, sign_km: str) -> dict:
+    """Test-split scores of checkpoint_best.pt (metrics.json, rankings.json, alignments.png under
+    run_out) beside the split's oracle, majority-unit baseline and chance recall."""
+    from fairseq_signlang.tools.evaluation import evaluate_split, load_checkpoint
+    from fairseq_signlang.tools.reports import write_evaluation
+
+    model, task = load_checkpoint(os.path.join(ckpt_dir, "checkpoint_best.pt"), data, "cpu")
+    result = evaluate_split(model, task, "test")
+    with open(os.path.join(sign_km, "purity.json"), encoding="utf-8") as f:
+        majority = json.load(f)["majority"]  # each sign unit is named by the word most of its clips show
+    sign_dict = task.target_dictionary
+    metrics = write_evaluation(result, run_out, task, word_labels=[majority.get(sign_dict[i], sign_dict[i]) for i in range(len(sign_dict))])
+    n = len(task.datasets["test"])
+    return {**metrics, **{k: round(v, 2) for k, v in reference_baselines(data).items()}, "chance_recall@1": round(100.0 / n, 2)}
 
 
 if __name__ == "__main__":

@@ -6,13 +6,15 @@
 2. A word-level unit corpus with a known mapping: about 4 speech clusters per word with
    imperfect purity, one sign unit per word with a few visually similar pairs sharing one;
    every sentence rendered in both modalities and the sign side shuffled, so the pairing is
-   hidden (as ASL LibriSpeech; --disjoint-halves draws the two sides from different sentences).
-3. Training through fairseq-hydra-train (examples/speech2sign_u/word_tiny.yaml).
+   hidden (as ASL LibriSpeech); and the disjoint build, speech and sign from different halves of
+   the sentences (separately collected corpora), under --out/disjoint.
+3. Training through fairseq-hydra-train (examples/speech2sign_u/word_decipher_tiny.yaml: 200
+   updates of the paper's L1 terms, then decipherment by EM; checkpoints chosen by speech_nll).
 4. DTW retrieval on the test split: metrics.json, rankings.json, alignments.png,
-   training_curves.png, mapping.png under --out.
+   training_curves.png, mapping.png per build; summary.json and a table of both builds beside
+   their oracle and trivial baselines.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -20,8 +22,11 @@ import numpy as np
 
 from fairseq_signlang.corpora.synthetic.simulated_units import UnitCorpusSpec, build_unit_corpus
 from fairseq_signlang.corpora.text_sources import kjv_sentences, restrict_vocabulary, text_file_sentences
-from fairseq_signlang.tools.reports import training_curves
+from fairseq_signlang.tools.objective_bench import reference_baselines
+from fairseq_signlang.tools.reports import builds_table, training_curves, write_json
 from fairseq_signlang.tools.training import train_demo_model
+
+BUILDS = ("hidden", "disjoint")
 
 
 def mapping_picture(model, task, truth, out_png: str) -> None:
@@ -55,16 +60,14 @@ def main():
     ap.add_argument("--text", help="plain text file, one sentence per line (default: the KJV Bible)")
     ap.add_argument("--vocab", type=int, default=100, help="vocabulary size")
     ap.add_argument("--sentences", type=int, default=14000, help="sentences used (train halves + valid + test)")
-    ap.add_argument("--max-update", type=int, default=200, help="training updates")
-    ap.add_argument(
-        "--disjoint-halves",
-        action="store_true",
-        help="draw speech and sign from disjoint sentences instead of hiding the pairing of one set (much harder)",
-    )
+    ap.add_argument("--config", default="word_decipher_tiny", help="training config in examples/speech2sign_u")
+    ap.add_argument("--max-update", type=int, default=260, help="training updates, the warm start's included")
+    ap.add_argument("--warm-start-updates", type=int, default=200, help="updates of the L1 terms before decipherment's EM (0: EM from a random start)")
+    ap.add_argument("--builds", nargs="+", choices=BUILDS, default=list(BUILDS),
+                    help="hidden: every sentence in both modalities, the pairing hidden; disjoint: speech and sign from different halves")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     out = os.path.abspath(args.out)
-    data = os.path.join(out, "data")
 
     print("[1/4] sentences")
     try:
@@ -76,29 +79,38 @@ def main():
     kept = [kept[i] for i in rng.permutation(len(kept))[: args.sentences]]
     print(f"      {len(kept)} sentences of >= 5 words from a {len(vocab)}-word vocabulary")
 
-    print("[2/4] unit corpus with a known mapping")
-    truth = build_unit_corpus(kept, vocab, data, UnitCorpusSpec(disjoint_halves=args.disjoint_halves, seed=args.seed))
-    print(f"      {truth['sentences']}, similar sign pairs: {truth['similar_sign_pairs']}")
-
-    print("[3/4] fairseq-hydra-train (examples/speech2sign_u/word_tiny.yaml)")
-    ckpt_dir, log_text = train_demo_model(data, out, args.max_update, args.seed)
-    training_curves(log_text, os.path.join(out, "training_curves.png"))
-
-    print("[4/4] retrieval on the test split")
     from fairseq_signlang.tools.evaluation import evaluate_split, load_checkpoint
     from fairseq_signlang.tools.reports import write_evaluation
 
-    model, task = load_checkpoint(os.path.join(ckpt_dir, "checkpoint_best.pt"), data, "cpu")
-    result = evaluate_split(model, task, "test")
-    sign_dict = task.target_dictionary
-    words_of_unit = {}
-    for w, u in zip(truth["vocab"], truth["sign_of_word"]):
-        words_of_unit.setdefault(str(u), []).append(w)
-    labels = ["/".join(words_of_unit.get(sign_dict[i], [sign_dict[i]])) for i in range(len(sign_dict))]
-    metrics = write_evaluation(result, out, task, word_labels=labels)
-    mapping_picture(model, task, truth, os.path.join(out, "mapping.png"))
-    print(json.dumps(metrics, indent=1))
-    print(f"wrote {out}/metrics.json, rankings.json, alignments.png, training_curves.png, mapping.png")
+    summary = {}
+    for build in args.builds:
+        run_out = out if build == "hidden" else os.path.join(out, "disjoint")
+        data = os.path.join(run_out, "data")
+        print(f"[2/4] {build} build: unit corpus with a known mapping")
+        truth = build_unit_corpus(kept, vocab, data, UnitCorpusSpec(disjoint_halves=build == "disjoint", seed=args.seed))
+        print(f"      {truth['sentences']}, similar sign pairs: {truth['similar_sign_pairs']}")
+
+        print(f"[3/4] {build} build: fairseq-hydra-train (examples/speech2sign_u/{args.config}.yaml)")
+        ckpt_dir, log_text = train_demo_model(data, run_out, args.max_update, args.seed, args.config,
+                                              [f"criterion.warm_start_updates={args.warm_start_updates}"])
+        training_curves(log_text, os.path.join(run_out, "training_curves.png"))
+
+        print(f"[4/4] {build} build: retrieval on the test split")
+        model, task = load_checkpoint(os.path.join(ckpt_dir, "checkpoint_best.pt"), data, "cpu")
+        result = evaluate_split(model, task, "test")
+        sign_dict = task.target_dictionary
+        words_of_unit = {}
+        for w, u in zip(truth["vocab"], truth["sign_of_word"]):
+            words_of_unit.setdefault(str(u), []).append(w)
+        labels = ["/".join(words_of_unit.get(sign_dict[i], [sign_dict[i]])) for i in range(len(sign_dict))]
+        metrics = write_evaluation(result, run_out, task, word_labels=labels)
+        mapping_picture(model, task, truth, os.path.join(run_out, "mapping.png"))
+        baselines = {k: round(v, 2) for k, v in reference_baselines(data).items()}
+        summary[build] = {**metrics, **baselines, "chance_recall@1": round(100.0 / len(task.datasets["test"]), 2)}
+    write_json(os.path.join(out, "summary.json"), summary)
+    print(builds_table(summary))
+    print(f"wrote {out}/summary.json, metrics.json, rankings.json, alignments.png, training_curves.png, mapping.png"
+          + (" (and the same under disjoint/)" if "disjoint" in summary else ""))
 
 
 if __name__ == "__main__":

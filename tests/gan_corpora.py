@@ -29,24 +29,3 @@ def char_task_folder(out: str, num_train: int, num_valid: int, max_segments_per_
 
 def tiny_char_task_folder(root: str) -> str:
     return char_task_folder(os.path.join(root, "char_data"), num_train=40, num_valid=10)["data"]
-
-
-def add_speech_units(data: str, k: int, splits=("train", "valid"), seed: int = 0) -> None:
-    """k-means (faiss) of the speech segment features of `data`, fitted on train: {split}.src
-    and dict.src.txt beside the features, for task.speech_input=units."""
-    import numpy as np
-
-    from fairseq_signlang.features.clustering import assign_clusters, fit_kmeans
-    from fairseq_signlang.io.readers import read_features
-
-    centroids = fit_kmeans(np.asarray(read_features(os.path.join(data, "train"))[0]), k, seed=seed)
-    for split in splits:
-        feats, _, lengths = read_features(os.path.join(data, split))
-        ids = assign_clusters(np.asarray(feats), centroids).tolist()
-        rows, start = [], 0
-        for n in np.asarray(lengths).tolist():
-            rows.append(ids[start : start + n])
-            start += n
-        write_unit_sentences(os.path.join(data, f"{split}.src"), rows)
-        if split == "train":
-            write_dictionary(os.path.join(data, "dict.src.txt"), rows, symbols=range(k))

@@ -62,15 +62,25 @@ def test_demo_script_writes_metrics_and_pictures(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run(
         [sys.executable, f"{REPO}/scripts/demo_word.py", "--out", str(out), "--text", str(text), "--vocab", "40",
-         "--sentences", "1200", "--max-update", "60"],
+         "--sentences", "1200", "--warm-start-updates", "100", "--max-update", "130"],
         capture_output=True, text=True, cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"uer", "a2v_recall@1", "a2v_recall@5", "a2v_recall@10", "v2a_recall@1", "v2a_recall@5", "v2a_recall@10"}
     assert metrics["a2v_recall@10"] >= metrics["a2v_recall@5"] >= metrics["a2v_recall@1"] > 50.0
-    for png in ("alignments.png", "training_curves.png", "training_curves_loss.png", "mapping.png"):
-        assert os.path.getsize(out / png) > 5_000, png
+    for folder in (out, out / "disjoint"):
+        for png in ("alignments.png", "training_curves.png", "training_curves_loss.png", "mapping.png"):
+            assert os.path.getsize(folder / png) > 5_000, (folder, png)
+    # both builds, each beside its oracle and trivial baselines, in summary.json and the printed table
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"hidden", "disjoint"}
+    assert summary["hidden"]["a2v_recall@1"] == metrics["a2v_recall@1"]
+    disjoint = json.loads((out / "disjoint" / "metrics.json").read_text())
+    assert all(summary["disjoint"][k] == v for k, v in disjoint.items())
+    for row in summary.values():
+        assert 0 < row["oracle_uer"] < row["majority_uer"] and row["chance_recall@1"] == 0.5  # 200 test sentences
+    assert "| hidden |" in proc.stdout and "| disjoint |" in proc.stdout
 
 
 def test_demo_script_reports_missing_text(tmp_path):

@@ -21,7 +21,7 @@ def test_media_demo_writes_metrics_samples_and_purity(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run(
         [sys.executable, f"{REPO}/scripts/demo_media.py", "--out", str(out), "--text", str(text), "--vocab", str(len(words)),
-         "--sentences", "400", "--signers", "4", "--speech-clusters", "24", "48", "--max-update", "30"],
+         "--sentences", "400", "--signers", "4", "--speech-clusters", "24", "48", "--warm-start-updates", "20", "--max-update", "30"],
         capture_output=True, text=True, cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -39,3 +39,15 @@ def test_media_demo_writes_metrics_samples_and_purity(tmp_path):
     assert os.path.getsize(out / "samples" / "test0_speech.wav") > 16000
     dict_src = (out / "data" / "dict.src.txt").read_text().splitlines()
     assert len(dict_src) == purity["speech_clusters"]
+    # the disjoint build: speech of one half of the training sentences, signs of the other
+    speech = [json.loads(line)["words"] for line in (out / "corpus" / "train_disjoint" / "speech.jsonl").read_text().splitlines()]
+    sign = [json.loads(line)["words"] for line in (out / "corpus" / "train_disjoint" / "sign.jsonl").read_text().splitlines()]
+    train = (out / "data_disjoint" / "train.src").read_text().splitlines()
+    assert len(train) == len(speech) and abs(len(speech) - len(sign)) <= 1 and len(speech) + len(sign) == len(
+        (out / "data" / "train.src").read_text().splitlines())
+    assert [len(line.split()) for line in train] == [len(words) for words in speech]
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"hidden", "disjoint"} and summary["hidden"]["uer"] == metrics["uer"]
+    assert summary["disjoint"]["uer"] == json.loads((out / "disjoint" / "metrics.json").read_text())["uer"]
+    for row in summary.values():
+        assert 0 < row["oracle_uer"] < row["majority_uer"] <= 100 and row["chance_recall@1"] > 0

@@ -42,11 +42,26 @@ def write_evaluation(result: Dict, out_dir: str, task, num_pairs: int = 6, word_
     return metrics
 
 
+BUILD_COLUMNS = (
+    ("uer", "UER"), ("oracle_uer", "oracle UER"), ("majority_uer", "majority UER"),
+    ("a2v_recall@1", "A->V R@1"), ("v2a_recall@1", "V->A R@1"), ("chance_recall@1", "chance R@1"),
+)
+
+
+def builds_table(summary: Dict[str, Dict]) -> str:
+    """One markdown row per corpus build (hidden pairing, disjoint sentences): the test split's
+    scores beside its oracle, majority-unit baseline and chance recall."""
+    head = "| build | " + " | ".join(title for _, title in BUILD_COLUMNS) + " |"
+    rule = "| --- |" + " ---: |" * len(BUILD_COLUMNS)
+    rows = [f"| {name} | " + " | ".join(f"{row[key]:.1f}" for key, _ in BUILD_COLUMNS) + " |" for name, row in summary.items()]
+    return "\n".join([head, rule, *rows])
+
+
 def training_curves(log_text: str, out_png: str) -> None:
     """The training loss (`{out}_loss.png`) and validation UER and A->V R@1 (`out_png`) over updates."""
     train = log_records(log_text, "train_inner")
     valid = [r for r in log_records(log_text, "valid") if "valid_a2v_recall@1" in r]
-    plot_curves([int(r["num_updates"]) for r in train], {"train loss (eq. 12)": [float(r["loss"]) for r in train]}, out_png.replace(".png", "_loss.png"))
+    plot_curves([int(r["num_updates"]) for r in train], {"train loss": [float(r["loss"]) for r in train]}, out_png.replace(".png", "_loss.png"))
     plot_curves(
         [int(r["valid_num_updates"]) for r in valid],
         {"valid A->V R@1 (%)": [float(r["valid_a2v_recall@1"]) for r in valid], "valid UER (%)": [float(r["valid_uer"]) for r in valid]},

@@ -70,18 +70,19 @@ def run_hydra_train(
     return "".join(lines)
 
 
-def train_demo_model(data: str, out: str, max_update: int, seed: int) -> Tuple[str, str]:
-    """Train examples/speech2sign_u/word_tiny.yaml on `data` from scratch into {out}/checkpoints,
+def train_demo_model(data: str, out: str, max_update: int, seed: int, config: str = "word_decipher_tiny",
+                     overrides: Sequence[str] = ()) -> Tuple[str, str]:
+    """Train examples/speech2sign_u/{config}.yaml on `data` from scratch into {out}/checkpoints,
     validating every 10 updates for dense curves (validation of 200 sentences is cheap); writes
     train.log. Returns the checkpoint folder and the log (reports.training_curves draws it)."""
     ckpt_dir = os.path.join(out, "checkpoints")
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # a rerun trains afresh instead of resuming a finished run
     log_text = run_hydra_train(
         os.path.join(REPO_DIR, "examples", "speech2sign_u"),
-        "word_tiny",
+        config,
         [f"task.data={data}", f"checkpoint.save_dir={ckpt_dir}", f"hydra.run.dir={os.path.join(out, 'hydra')}",
          f"optimization.max_update={max_update}", "common.log_format=json", "common.log_interval=10",
-         "dataset.validate_interval_updates=10", f"common.seed={seed}"],
+         "dataset.validate_interval_updates=10", "checkpoint.save_interval_updates=10", f"common.seed={seed}", *overrides],
         os.path.join(out, "train.log"),
         max_update=max_update,
     )
