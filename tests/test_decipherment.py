@@ -199,9 +199,9 @@ def test_warm_start_reads_units_that_also_encode_the_speaker(tmp_path):
     assert warm["uer"] <= base["oracle_uer"] + 3.0 and warm["a2v_recall@1"] >= 95.0, (warm, base)
     # the L1 terms ran first (their logs carry pos_l1), then EM (-log p(speech), which falls)
     train_logs = log_records(log, "train_inner")
-    assert all("pos_l1" in r for r in train_logs if int(r["num_updates"]) <= 120)
+    assert all(r.get("pos_l1") is not None for r in train_logs if int(r["num_updates"]) <= 120)
     em = [float(r["loss"]) for r in train_logs if int(r["num_updates"]) > 120]
-    assert len(em) >= 2 and "pos_l1" not in train_logs[-1] and all(b <= a + 1e-3 for a, b in zip(em, em[1:])), em
+    assert len(em) >= 2 and train_logs[-1].get("pos_l1") is None and all(b <= a + 1e-3 for a, b in zip(em, em[1:])), em
 
 
 def test_em_refuses_speech_features_with_a_clear_message(disjoint_corpus, tmp_path):
@@ -283,19 +283,22 @@ def test_char_decipherment_over_speech_units_reaches_the_oracle(char_units_corpu
     assert float(chosen["valid_uer"]) <= min(float(r["valid_uer"]) for r in valid) + 3.0
 
 
-def test_paper_size_char_config_runs_stepwise_em_with_letters_over_several_segments(char_units_corpus, tmp_path):
-    """char_decipher_fingerspelling.yaml as written (stepwise EM over batches, a letter may span
-    several segments), only fewer updates and no loader workers, on the same corpus."""
+def test_paper_size_char_config_runs_em_over_batches_with_letters_over_several_segments(char_units_corpus, tmp_path):
+    """char_decipher_fingerspelling.yaml as written (EM over batches, each replacing the counts; a
+    letter may span several segments), only smaller batches, fewer updates and no loader
+    workers, on the same corpus."""
     data = char_units_corpus["data"]
     overrides = [f"task.data={data}", f"checkpoint.save_dir={tmp_path}/ckpt", f"hydra.run.dir={tmp_path}/hydra",
-                 "dataset.num_workers=0", "dataset.batch_size=500", "optimization.max_update=60",
+                 "dataset.num_workers=0", "dataset.batch_size=500", "optimization.max_update=80",
                  "dataset.validate_interval_updates=20", "checkpoint.save_interval_updates=20"]
-    run_hydra_train(CONFIG_DIR, "char_decipher_fingerspelling", overrides, f"{tmp_path}/train.log", 60)
+    run_hydra_train(CONFIG_DIR, "char_decipher_fingerspelling", overrides, f"{tmp_path}/train.log", 80)
     model, task = load_checkpoint(f"{tmp_path}/ckpt/checkpoint_best.pt", data, "cpu")
-    assert task.cfg.sign_lm_self_loop > 0 and float(task.cfg.sign_lm_self_loop) == 0.3
+    assert float(task.cfg.sign_lm_self_loop) == 0.1
     result = evaluate_split(model, task, "valid")
     oracle = reference_baselines(data, "valid", merge_repeats=True)["oracle_uer"]
-    assert result["uer"] <= oracle + 10.0, (result["uer"], oracle)
+    # measured: UER 6.5 at update 80 (oracle 5.1; the self-loop, which this corpus of one segment
+    # per letter does not need, costs about 1.4)
+    assert result["uer"] <= oracle + 3.0, (result["uer"], oracle)
 
 
 def test_sign_lm_that_cannot_be_laid_out_is_refused_naming_the_sign_corpus(disjoint_corpus):
