@@ -42,7 +42,7 @@ demo-tools:
 demo: $(STAMP) demo-tools
 	$(PY) scripts/demo_media.py --out outputs/demo
 
-# The earlier demo on simulated unit corpora (no audio or video): about 2 minutes, for a quick look.
+# The quicker demo on simulated unit corpora (no audio or video): about 3 minutes, for a quick look.
 demo-units: $(STAMP) demo-tools
 	$(PY) scripts/demo_word.py --out outputs/demo_units
 
