@@ -10,7 +10,9 @@
      supervised on the paired version of all training sentences ("S")
   5. fairseq-generate --gen-subset test --scoring sacrebleu on each checkpoint (the issue's plain
      command: fairseq-generate's default beam of 5), scored by BLEU-1 / BLEU-4 on words
-     (fairseq_signlang/metrics/bleu.py)
+     (fairseq_signlang/metrics/bleu.py), and against the test references shuffled across clips,
+     with the number of distinct outputs: a row whose output does not depend on the clip is
+     flagged in the table, whatever its BLEU
 
 Results go to OUT/results.json and OUT/results.md; every command is printed as it runs.
 --scale test is the size the test suite runs (minutes on 2 CPU cores), --scale full the one the
@@ -28,7 +30,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from fairseq_signlang.io.writers import atomic_open
-from fairseq_signlang.metrics.bleu import bleu_scores, read_fairseq_generate, strip_sentencepiece
+from fairseq_signlang.metrics.bleu import input_dependence, read_fairseq_generate, strip_sentencepiece
 from fairseq_signlang.tools.training import PACKAGE_DIR, REPO_DIR, run_hydra_train
 
 CONFIGS = os.path.join(REPO_DIR, "examples", "uslnet")
@@ -87,8 +89,8 @@ def translation_bleu(checkpoint: str, text_bin: str, out_path: str) -> dict:
     with atomic_open(out_path, encoding="utf-8") as f:
         f.write(stdout)
     hyps, refs = read_fairseq_generate(out_path)
-    scores = bleu_scores([strip_sentencepiece(h) for h in hyps], [strip_sentencepiece(r) for r in refs])
-    return {"bleu1": round(scores["bleu1"], 2), "bleu4": round(scores["bleu4"], 2), "n": scores["n"], "generate_output": out_path}
+    scores = input_dependence([strip_sentencepiece(h) for h in hyps], [strip_sentencepiece(r) for r in refs])
+    return {**{k: round(v, 2) if isinstance(v, float) else v for k, v in scores.items()}, "generate_output": out_path}
 
 
 def compare(out: str, scale: str = "test", seed: int = 0) -> dict:
@@ -125,9 +127,12 @@ def compare(out: str, scale: str = "test", seed: int = 0) -> dict:
     with atomic_open(f"{out}/results.json", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
         f.write("\n")
-    table = ["| USLNet | BLEU-1 | BLEU-4 |", "| --- | ---: | ---: |"]
+    table = ["| USLNet | BLEU-1 | BLEU-4 | BLEU-1 / BLEU-4, shuffled references | distinct outputs | reads the clip |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
     names = {"without_joint": "w/o joint training", "unsupervised": "w. joint training (U)", "supervised": "supervised (S)"}
-    table += [f"| {names[k]} | {v['bleu1']:.2f} | {v['bleu4']:.2f} |" for k, v in rows.items()]
+    table += [f"| {names[k]} | {v['bleu1']:.2f} | {v['bleu4']:.2f} | {v['shuffled_bleu1']:.2f} / {v['shuffled_bleu4']:.2f} | "
+              f"{v['distinct_outputs']} of {v['n']} | {'yes' if v['reads_input'] else '**no: output does not depend on the clip**'} |"
+              for k, v in rows.items()]
     with atomic_open(f"{out}/results.md", encoding="utf-8") as f:
         f.write("\n".join(table) + "\n")
     print("\n".join(table))

@@ -252,6 +252,32 @@ def test_score_bleu_script(tmp_path, capsys):
         main(["--hyp", str(hyp), "--ref", str(ref)])
 
 
+def test_input_dependence_flags_output_that_ignores_the_input(tmp_path, capsys):
+    from fairseq_signlang.metrics.bleu import derangement, input_dependence
+
+    perm = derangement(7, __import__("numpy").random.default_rng(3))
+    assert sorted(perm.tolist()) == list(range(7)) and all(perm[i] != i for i in range(7))
+    refs = ["the cat sat on the mat", "a dog ran in the park", "we like green tea", "she reads old books",
+            "birds fly south in winter", "he plays the piano", "rain fell all night"]
+    reading = input_dependence(refs, refs)
+    assert reading["reads_input"] and reading["bleu1"] == pytest.approx(100.0) and reading["shuffled_bleu1"] < 30
+    assert reading["distinct_outputs"] == 7
+    constant = input_dependence(["the cat sat in the park"] * 7, refs)
+    assert not constant["reads_input"] and constant["distinct_outputs"] == 1
+    assert constant["bleu1"] == pytest.approx(constant["shuffled_bleu1"])  # same hypotheses, same multiset of references
+    with pytest.raises(ValueError, match="2 or more"):
+        input_dependence(refs[:1], refs[:1])
+    # the script's flag prints the verdict and writes the figures
+    hyp, ref = tmp_path / "h.txt", tmp_path / "r.txt"
+    hyp.write_text("\n".join(["the cat sat in the park"] * 7) + "\n", encoding="utf-8")
+    ref.write_text("\n".join(refs) + "\n", encoding="utf-8")
+    script("score_bleu")(["--hyp", str(hyp), "--ref", str(ref), "--shuffled", "--json", str(tmp_path / "s.json")])
+    out = capsys.readouterr().out
+    assert "1 distinct outputs of 7" in out and "output does not depend on the input" in out
+    written = json.loads((tmp_path / "s.json").read_text())
+    assert written["reads_input"] is False and written["shuffled_bleu1"] == pytest.approx(constant["shuffled_bleu1"])
+
+
 def test_compute_fvd_script(tmp_path, capsys, i3d):
     plain, _, C = i3d
     real_dir, gen_dir = tmp_path / "real", tmp_path / "gen"

@@ -4,6 +4,7 @@ fairseq-generate --scoring sacrebleu; and readers for what the hypotheses come i
 import re
 from typing import Dict, List, Tuple
 
+import numpy as np
 from sacrebleu.metrics import BLEU
 
 from fairseq_signlang.io.readers import CorpusError, numbered_lines, require_file
@@ -30,6 +31,48 @@ def bleu_scores(hypotheses: List[str], references: List[str], tokenize: str = "1
         scores[f"bleu{order}"] = metric.corpus_score(list(hypotheses), [list(references)]).score
     return {"bleu1": scores["bleu1"], "bleu4": scores["bleu4"], "bleu": scores["bleu4"], "n": len(hypotheses),
             "signature": str(metric.get_signature())}
+
+
+def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A random permutation of range(n) that moves every index (n >= 2): each position gets the
+    reference of another sentence."""
+    order = rng.permutation(n)
+    out = np.empty(n, dtype=np.int64)
+    out[order] = np.roll(order, -1)  # a random cycle through all positions
+    return out
+
+
+def input_dependence(hypotheses: List[str], references: List[str], shuffles: int = 5, seed: int = 0,
+                     tokenize: str = "13a", lowercase: bool = False, smooth_method: str = "exp") -> Dict:
+    """Does the output depend on the input? BLEU against the same references shuffled across
+    sentences (mean and spread over `shuffles` seeded derangements) beside the true BLEU, and the
+    number of distinct hypotheses. An output that ignores its input scores as well against
+    shuffled references: `reads_input` is False unless the true BLEU-1 beats the shuffled one by
+    more than 1 point and 3 standard deviations of the shuffles."""
+    if len(hypotheses) < 2:
+        raise ValueError("input_dependence: needs 2 or more sentences to shuffle the references across")
+    true = bleu_scores(hypotheses, references, tokenize, lowercase, smooth_method)
+    rng = np.random.default_rng(seed)
+    runs = []
+    for _ in range(shuffles):
+        perm = derangement(len(references), rng)
+        runs.append(bleu_scores(hypotheses, [references[j] for j in perm], tokenize, lowercase, smooth_method))
+    b1, b4 = np.array([r["bleu1"] for r in runs]), np.array([r["bleu4"] for r in runs])
+    gap = true["bleu1"] - float(b1.mean())
+    distinct = len(set(h.strip() for h in hypotheses))
+    return {
+        "bleu1": true["bleu1"], "bleu4": true["bleu4"], "shuffled_bleu1": float(b1.mean()), "shuffled_bleu4": float(b4.mean()),
+        "shuffled_bleu1_std": float(b1.std()), "bleu1_gap": gap, "distinct_outputs": distinct, "n": len(hypotheses),
+        "reads_input": bool(distinct > 1 and gap > max(1.0, 3 * float(b1.std()))),
+    }
+
+
+def dependence_verdict(result: Dict) -> str:
+    """One line for a report: the gap, the distinct outputs, and a flag when the output does not
+    depend on the input."""
+    line = (f"BLEU-1 {result['bleu1']:.2f} vs {result['shuffled_bleu1']:.2f} against shuffled references "
+            f"(gap {result['bleu1_gap']:+.2f}), {result['distinct_outputs']} distinct outputs of {result['n']}")
+    return line if result["reads_input"] else line + "  ** output does not depend on the input **"
 
 
 def strip_sentencepiece(line: str) -> str:
