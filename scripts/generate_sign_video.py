@@ -5,7 +5,10 @@ OUT/generated.tsv, with a contact sheet of the first clips (OUT/sheet.png).
 
 Evaluated as the paper's table 2 does:
   back-translation BLEU-1/4  the model translates its generated videos back to text, the input
-                             sentence is the reference (OUT/back_translation.txt)
+                             sentence is the reference (OUT/back_translation.txt); also against
+                             the sentences shuffled across clips, with the distinct
+                             back-translations and distinct videos, and a flag when the output
+                             does not depend on the sentence
   FVD                        with --i3d-checkpoint and --reference (real clips: a manifest or a
                              folder of videos), over I3D features of clips resampled to the model's
                              window, as the generated clips are
@@ -23,7 +26,8 @@ import sys
 from fairseq_signlang.io.readers import CorpusError
 from fairseq_signlang.io.writers import atomic_open, write_lines
 from fairseq_signlang.io.video import VideoSet, read_video
-from fairseq_signlang.tools.sign_generation import back_translation_bleu, generate_sign_videos, generation_fvd, read_sentences
+from fairseq_signlang.metrics.bleu import dependence_verdict
+from fairseq_signlang.tools.sign_generation import back_translation_bleu, distinct_clips, generate_sign_videos, generation_fvd, read_sentences
 from fairseq_signlang.tools.uslnet_hub import UslnetHub
 from fairseq_signlang.viz.video_panels import contact_sheet
 
@@ -57,7 +61,11 @@ def main(argv=None):
         scores = back_translation_bleu(hub, rows, beam=args.beam, batch_size=args.batch_size)
         results = {"checkpoint": args.path, "input": args.input, "n": len(rows), "back_translation_bleu1": scores["bleu1"],
                    "back_translation_bleu4": scores["bleu4"], "bleu_signature": scores["signature"],
-                   "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed, "beam": args.beam}
+                   "temperature": args.temperature, "top_k": args.top_k, "seed": args.seed, "beam": args.beam,
+                   "distinct_videos": distinct_clips(rows)}
+        if "reads_input" in scores:  # 2 or more sentences: does the generation depend on its sentence?
+            results.update({f"back_translation_{k}": scores[k] for k in
+                            ("shuffled_bleu1", "shuffled_bleu4", "shuffled_bleu1_std", "bleu1_gap", "distinct_outputs", "reads_input")})
         if args.i3d_checkpoint:
             reference = VideoSet(args.reference).rows  # a folder of videos or a manifest, as compute_fvd.py reads them
             results.update(fvd=generation_fvd(hub, rows, reference, args.i3d_checkpoint, size=args.fvd_size, device=args.device),
@@ -73,7 +81,9 @@ def main(argv=None):
     line = f"back-translation BLEU-1 {results['back_translation_bleu1']:.2f} BLEU-4 {results['back_translation_bleu4']:.2f}"
     if "fvd" in results:
         line += f"  FVD {results['fvd']:.2f}"
-    print(f"{len(rows)} sign videos in {args.out}/clips; {line}")
+    print(f"{len(rows)} sign videos ({results['distinct_videos']} distinct) in {args.out}/clips; {line}")
+    if "reads_input" in scores:
+        print("back-translation: " + dependence_verdict(scores))
 
 
 if __name__ == "__main__":

@@ -123,6 +123,11 @@ def test_generation_script_scores_back_translation_and_fvd(comparison, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert results["n"] == 6 and 0 <= results["back_translation_bleu4"] <= results["back_translation_bleu1"] <= 100
+    # input dependence: back-translation against the sentences shuffled across clips, distinct outputs
+    assert 0 <= results["back_translation_shuffled_bleu1"] <= 100 and 1 <= results["back_translation_distinct_outputs"] <= 6
+    assert 1 <= results["distinct_videos"] <= 6 and isinstance(results["back_translation_reads_input"], bool)
+    assert results["back_translation_bleu1_gap"] == pytest.approx(results["back_translation_bleu1"] - results["back_translation_shuffled_bleu1"], abs=0.01)
+    assert f"{results['distinct_videos']} distinct" in proc.stdout and "against shuffled references" in proc.stdout
     assert np.isfinite(results["fvd"]) and results["fvd"] >= 0 and results["n_reference"] == 40
     rows = read_clip_manifest(str(out / "generated.tsv"))
     sentences = open(f"{comparison['corpus']}/text/test.txt").read().splitlines()[:6]

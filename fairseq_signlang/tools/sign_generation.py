@@ -2,6 +2,7 @@
 -> sign videos (text encoder, aligner, GPT sampling, VQ-VAE decoder), scored by back-translation
 BLEU (the model translates its own videos back; the input sentence is the reference) and by
 Frechet Video Distance against real clips over I3D features."""
+import hashlib
 import os
 from typing import Dict, List, Optional, Sequence
 
@@ -10,7 +11,7 @@ from tqdm import tqdm
 
 from fairseq_signlang.io.readers import CorpusError, numbered_lines
 from fairseq_signlang.io.video import ClipRow, read_clip_manifest, read_video, sample_evenly, write_clip_manifest, write_video
-from fairseq_signlang.metrics.bleu import bleu_scores
+from fairseq_signlang.metrics.bleu import bleu_scores, input_dependence
 from fairseq_signlang.metrics.fvd import fvd
 from fairseq_signlang.tools.uslnet_hub import UslnetHub
 
@@ -55,13 +56,24 @@ def generate_sign_videos(hub: UslnetHub, sentences: Sequence[str], out_dir: str,
 
 def back_translation_bleu(hub: UslnetHub, rows: Sequence[ClipRow], beam: int = 1, batch_size: int = 16) -> Dict:
     """BLEU-1/4 of the model's translations of the generated clips (read back from their files)
-    against the sentences they were generated from; with the hypotheses."""
+    against the sentences they were generated from; with the hypotheses. With 2 or more clips
+    also against the sentences shuffled across clips, and the distinct back-translations
+    (metrics.bleu.input_dependence): generation that ignores its sentence reads back no better
+    than against another clip's sentence."""
     hypotheses = []
     for start in tqdm(range(0, len(rows), batch_size), desc="back-translating", unit="batch"):
         hypotheses += hub.translate_batch([r.path for r in rows[start : start + batch_size]], beam=beam)
     scores = bleu_scores(hypotheses, [r.text for r in rows])
+    if len(rows) >= 2:
+        scores.update(input_dependence(hypotheses, [r.text for r in rows]))
     scores["hypotheses"] = hypotheses
     return scores
+
+
+def distinct_clips(rows: Sequence[ClipRow]) -> int:
+    """How many of the generated clips differ in their frames: a generator that ignores its
+    sentence writes the same clip for every one."""
+    return len({hashlib.sha1(read_video(r.path)[0].tobytes()).hexdigest() for r in rows})
 
 
 def clip_as_model_sees_it(hub: UslnetHub, row: ClipRow) -> np.ndarray:
