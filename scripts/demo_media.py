@@ -43,12 +43,10 @@ from fairseq_signlang.corpora.synthetic.tts import WordSpeaker
 from fairseq_signlang.io.readers import read_cluster_ids
 from fairseq_signlang.io.writers import atomic_open, write_lines, write_unit_sentences
 from fairseq_signlang.io.video import read_video, write_video
-from fairseq_signlang.tools.objective_bench import reference_baselines
-from fairseq_signlang.tools.reports import builds_table, training_curves, write_json
-from fairseq_signlang.tools.training import REPO_DIR, train_demo_model
+from fairseq_signlang.tools.reports import build_summary, builds_table, training_curves, write_json
+from fairseq_signlang.tools.training import REPO_DIR, add_demo_training_args, train_demo_model
 
 SPLITS = ("train", "valid", "test")
-BUILDS = ("hidden", "disjoint")
 FPS, SIZE = 25, 96
 
 
@@ -124,11 +122,7 @@ def main():
     ap.add_argument("--signer-variation", type=float, default=0.5, help="how much signers differ (procedural signer's scale; 0: all alike)")
     ap.add_argument("--similar-pairs", type=int, default=5, help="word pairs with visually similar signs")
     ap.add_argument("--speech-clusters", type=int, nargs="+", help="candidate speech cluster counts (default: 4x and 8x the vocabulary)")
-    ap.add_argument("--config", default="word_decipher_tiny", help="training config in examples/speech2sign_u")
-    ap.add_argument("--max-update", type=int, default=260, help="training updates, the warm start's included")
-    ap.add_argument("--warm-start-updates", type=int, default=200, help="updates of the L1 terms before decipherment's EM (0: EM from a random start)")
-    ap.add_argument("--builds", nargs="+", choices=BUILDS, default=list(BUILDS),
-                    help="hidden: both sides render the same training sentences, the pairing hidden; disjoint: different halves")
+    add_demo_training_args(ap)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     out = os.path.abspath(args.out)
@@ -254,8 +248,7 @@ def evaluate_build(run_out: str, data: str, ckpt_dir: str, sign_km: str) -> dict
         majority = json.load(f)["majority"]  # each sign unit is named by the word most of its clips show
     sign_dict = task.target_dictionary
     metrics = write_evaluation(result, run_out, task, word_labels=[majority.get(sign_dict[i], sign_dict[i]) for i in range(len(sign_dict))])
-    n = len(task.datasets["test"])
-    return {**metrics, **{k: round(v, 2) for k, v in reference_baselines(data).items()}, "chance_recall@1": round(100.0 / n, 2)}
+    return build_summary(metrics, data, len(task.datasets["test"]))
 
 
 if __name__ == "__main__":

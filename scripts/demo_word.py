@@ -22,11 +22,9 @@ import numpy as np
 
 from fairseq_signlang.corpora.synthetic.simulated_units import UnitCorpusSpec, build_unit_corpus
 from fairseq_signlang.corpora.text_sources import kjv_sentences, restrict_vocabulary, text_file_sentences
-from fairseq_signlang.tools.objective_bench import reference_baselines
-from fairseq_signlang.tools.reports import builds_table, training_curves, write_json
-from fairseq_signlang.tools.training import train_demo_model
+from fairseq_signlang.tools.reports import build_summary, builds_table, training_curves, write_json
+from fairseq_signlang.tools.training import add_demo_training_args, train_demo_model
 
-BUILDS = ("hidden", "disjoint")
 
 
 def mapping_picture(model, task, truth, out_png: str) -> None:
@@ -60,11 +58,7 @@ def main():
     ap.add_argument("--text", help="plain text file, one sentence per line (default: the KJV Bible)")
     ap.add_argument("--vocab", type=int, default=100, help="vocabulary size")
     ap.add_argument("--sentences", type=int, default=14000, help="sentences used (train halves + valid + test)")
-    ap.add_argument("--config", default="word_decipher_tiny", help="training config in examples/speech2sign_u")
-    ap.add_argument("--max-update", type=int, default=260, help="training updates, the warm start's included")
-    ap.add_argument("--warm-start-updates", type=int, default=200, help="updates of the L1 terms before decipherment's EM (0: EM from a random start)")
-    ap.add_argument("--builds", nargs="+", choices=BUILDS, default=list(BUILDS),
-                    help="hidden: every sentence in both modalities, the pairing hidden; disjoint: speech and sign from different halves")
+    add_demo_training_args(ap)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     out = os.path.abspath(args.out)
@@ -105,8 +99,7 @@ def main():
         labels = ["/".join(words_of_unit.get(sign_dict[i], [sign_dict[i]])) for i in range(len(sign_dict))]
         metrics = write_evaluation(result, run_out, task, word_labels=labels)
         mapping_picture(model, task, truth, os.path.join(run_out, "mapping.png"))
-        baselines = {k: round(v, 2) for k, v in reference_baselines(data).items()}
-        summary[build] = {**metrics, **baselines, "chance_recall@1": round(100.0 / len(task.datasets["test"]), 2)}
+        summary[build] = build_summary(metrics, data, len(task.datasets["test"]))
     write_json(os.path.join(out, "summary.json"), summary)
     print(builds_table(summary))
     print(f"wrote {out}/summary.json, metrics.json, rankings.json, alignments.png, training_curves.png, mapping.png"

@@ -44,10 +44,8 @@ def main(argv=None):
         hyps, refs = read_fairseq_generate(args.generate_output) if args.generate_output else read_sentence_files(args.hyp, args.ref)
         if args.sentencepiece:
             hyps, refs = [strip_sentencepiece(s) for s in hyps], [strip_sentencepiece(s) for s in refs]
-        scores = bleu_scores(hyps, refs, tokenize=args.tokenize, lowercase=args.lowercase, smooth_method=args.smooth_method)
-        if args.shuffled:
-            dependence = input_dependence(hyps, refs, tokenize=args.tokenize, lowercase=args.lowercase, smooth_method=args.smooth_method)
-            scores = {**scores, **{k: v for k, v in dependence.items() if k not in scores}}
+        score = input_dependence if args.shuffled else bleu_scores
+        scores = score(hyps, refs, tokenize=args.tokenize, lowercase=args.lowercase, smooth_method=args.smooth_method)
     except (CorpusError, ValueError) as e:
         sys.exit(f"error: {e}")
     print(f"BLEU-1 {scores['bleu1']:.2f}  BLEU-4 {scores['bleu4']:.2f}  ({scores['n']} sentences)")

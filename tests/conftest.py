@@ -1,6 +1,8 @@
 import os
 import shutil
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -8,6 +10,11 @@ from fairseq_signlang.corpora.synthetic.simulated_units import UnitCorpusSpec, b
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(REPO, "examples", "speech2sign_u")
+
+
+def run_script(name, *args, **kwargs):
+    """scripts/{name} as a user runs it, in a subprocess; its output captured as text."""
+    return subprocess.run([sys.executable, os.path.join(REPO, "scripts", name), *map(str, args)], capture_output=True, text=True, **kwargs)
 
 
 # the longest test files, started first so that the two test processes (make test) finish together

@@ -1,8 +1,6 @@
 """PCA / k-means (faiss), merging of equal clusters, word pooling from alignments, purity."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,11 +11,7 @@ from fairseq_signlang.features.clustering import assign_clusters, fit_kmeans, fi
 from fairseq_signlang.features.pooling import merge_equal_clusters, pool_words, read_alignment_jsonl, read_librispeech_alignments
 from fairseq_signlang.features.purity import cluster_purity
 
-from .conftest import REPO
-
-
-def run_script(name, *args):
-    return subprocess.run([sys.executable, os.path.join(REPO, "scripts", name), *map(str, args)], capture_output=True, text=True)
+from .conftest import run_script
 
 
 def blobs(n_per, centres, noise=0.05, seed=0):

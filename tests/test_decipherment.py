@@ -18,7 +18,7 @@ from fairseq_signlang.tools.evaluation import evaluate_split, load_checkpoint
 from fairseq_signlang.tools.objective_bench import reference_baselines
 from fairseq_signlang.tools.training import PACKAGE_DIR, log_records, run_hydra_train
 
-from .conftest import CONFIG_DIR, REPO
+from .conftest import CONFIG_DIR, REPO, run_script
 
 BIN = os.path.dirname(sys.executable)
 
@@ -217,10 +217,6 @@ def test_em_refuses_speech_features_with_a_clear_message(disjoint_corpus, tmp_pa
 
 
 # ---- the character level -----------------------------------------------------------------------
-
-
-def run_script(name, *args):
-    return subprocess.run([sys.executable, f"{REPO}/scripts/{name}", *map(str, args)], capture_output=True, text=True, cwd=REPO)
 
 
 @pytest.fixture(scope="module")

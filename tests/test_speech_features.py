@@ -15,7 +15,7 @@ from fairseq_signlang.io.audio import read_audio, read_manifest
 from fairseq_signlang.features.logmel import LogMelExtractor
 from fairseq_signlang.features.pipeline import extract_manifest, merge_shards
 
-from .conftest import REPO
+from .conftest import REPO, run_script
 
 SCRIPTS = os.path.join(REPO, "scripts")
 
@@ -32,10 +32,6 @@ def make_corpus(root, n, seconds=(0.3, 0.8)):
     rng = np.random.default_rng(n)
     for i in range(n):
         write_tone(os.path.join(root, f"spk{i % 3}", f"utt{i:04d}.wav"), rng.uniform(*seconds), seed=i)
-
-
-def run_script(name, *args, **kwargs):
-    return subprocess.run([sys.executable, os.path.join(SCRIPTS, name), *map(str, args)], capture_output=True, text=True, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -44,9 +44,9 @@ def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def input_dependence(hypotheses: List[str], references: List[str], shuffles: int = 5, seed: int = 0,
                      tokenize: str = "13a", lowercase: bool = False, smooth_method: str = "exp") -> Dict:
-    """Does the output depend on the input? BLEU against the same references shuffled across
-    sentences (mean and spread over `shuffles` seeded derangements) beside the true BLEU, and the
-    number of distinct hypotheses. An output that ignores its input scores as well against
+    """Does the output depend on the input? bleu_scores' result, plus BLEU against the same
+    references shuffled across sentences (mean and spread over `shuffles` seeded derangements)
+    and the number of distinct hypotheses. An output that ignores its input scores as well against
     shuffled references: `reads_input` is False unless the true BLEU-1 beats the shuffled one by
     more than 1 point and 3 standard deviations of the shuffles."""
     if len(hypotheses) < 2:
@@ -61,9 +61,8 @@ def input_dependence(hypotheses: List[str], references: List[str], shuffles: int
     gap = true["bleu1"] - float(b1.mean())
     distinct = len(set(h.strip() for h in hypotheses))
     return {
-        "bleu1": true["bleu1"], "bleu4": true["bleu4"], "shuffled_bleu1": float(b1.mean()), "shuffled_bleu4": float(b4.mean()),
-        "shuffled_bleu1_std": float(b1.std()), "bleu1_gap": gap, "distinct_outputs": distinct, "n": len(hypotheses),
-        "reads_input": bool(distinct > 1 and gap > max(1.0, 3 * float(b1.std()))),
+        **true, "shuffled_bleu1": float(b1.mean()), "shuffled_bleu4": float(b4.mean()), "shuffled_bleu1_std": float(b1.std()),
+        "bleu1_gap": gap, "distinct_outputs": distinct, "reads_input": bool(distinct > 1 and gap > max(1.0, 3 * float(b1.std()))),
     }
 
 

@@ -299,11 +299,14 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
         net_input = {k: v.to(param.device, param.dtype if v.is_floating_point() else v.dtype) for k, v in batch["net_input"].items()}
         return model(**net_input)
 
+    @staticmethod
+    def posteriors(model, net_output):
+        """G(X) of every speech sentence of a batch: (B, T, V) padded, and (B,) lengths."""
+        return model.get_normalized_probs(net_output, log_probs=False), (~net_output["padding_mask"]).sum(1)
+
     def split_posteriors(self, model, dataset: UnpairedSpeechSignDataset):
         """G(X) of every speech sentence of a split: (N, T, V) padded, and (N,) lengths."""
-        net_output = self.split_net_output(model, dataset)
-        probs = model.get_normalized_probs(net_output, log_probs=False)
-        return probs, (~net_output["padding_mask"]).sum(1)
+        return self.posteriors(model, self.split_net_output(model, dataset))
 
     def recognised_units(self, model, net_output) -> list:
         """The recognised sign units of every speech sentence of a batch (task.decoding)."""

@@ -31,7 +31,7 @@ def evaluate_split(model, task, split: str, top: int = 10) -> Dict:
     if dataset.refs is None:
         raise ValueError(f"split {split!r} has no {split}.ref, so there is nothing to evaluate against")
     net_output = task.split_net_output(model, dataset)
-    probs, lengths = model.get_normalized_probs(net_output, log_probs=False), (~net_output["padding_mask"]).sum(1)
+    probs, lengths = task.posteriors(model, net_output)
     hyps = task.recognised_units(model, net_output)
     refs = [dataset.refs[i].tolist() for i in range(len(dataset.refs))]
     scores = task.split_similarity(model, split).cpu()

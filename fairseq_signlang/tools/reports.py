@@ -6,6 +6,7 @@ from typing import Dict, Optional, Sequence
 
 from fairseq_signlang.io.writers import atomic_open
 from fairseq_signlang.metrics.retrieval import pair_cosine_cost
+from fairseq_signlang.tools.objective_bench import reference_baselines
 from fairseq_signlang.tools.training import log_records
 from fairseq_signlang.viz.alignment import plot_alignments, plot_curves
 
@@ -46,6 +47,12 @@ BUILD_COLUMNS = (
     ("uer", "UER"), ("oracle_uer", "oracle UER"), ("majority_uer", "majority UER"),
     ("a2v_recall@1", "A->V R@1"), ("v2a_recall@1", "V->A R@1"), ("chance_recall@1", "chance R@1"),
 )
+
+
+def build_summary(metrics: Dict, data: str, test_sentences: int) -> Dict:
+    """A build's test metrics beside the split's oracle and majority-unit UER and chance R@1."""
+    baselines = {k: round(v, 2) for k, v in reference_baselines(data).items()}
+    return {**metrics, **baselines, "chance_recall@1": round(100.0 / test_sentences, 2)}
 
 
 def builds_table(summary: Dict[str, Dict]) -> str:

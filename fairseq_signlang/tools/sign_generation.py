@@ -63,9 +63,7 @@ def back_translation_bleu(hub: UslnetHub, rows: Sequence[ClipRow], beam: int = 1
     hypotheses = []
     for start in tqdm(range(0, len(rows), batch_size), desc="back-translating", unit="batch"):
         hypotheses += hub.translate_batch([r.path for r in rows[start : start + batch_size]], beam=beam)
-    scores = bleu_scores(hypotheses, [r.text for r in rows])
-    if len(rows) >= 2:
-        scores.update(input_dependence(hypotheses, [r.text for r in rows]))
+    scores = (input_dependence if len(rows) >= 2 else bleu_scores)(hypotheses, [r.text for r in rows])
     scores["hypotheses"] = hypotheses
     return scores
 

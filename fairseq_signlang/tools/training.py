@@ -70,6 +70,18 @@ def run_hydra_train(
     return "".join(lines)
 
 
+BUILDS = ("hidden", "disjoint")  # the demos' corpus builds
+
+
+def add_demo_training_args(ap) -> None:
+    """The demos' training options, the same in both."""
+    ap.add_argument("--config", default="word_decipher_tiny", help="training config in examples/speech2sign_u")
+    ap.add_argument("--max-update", type=int, default=260, help="training updates, the warm start's included")
+    ap.add_argument("--warm-start-updates", type=int, default=200, help="updates of the L1 terms before decipherment's EM (0: EM from a random start)")
+    ap.add_argument("--builds", nargs="+", choices=BUILDS, default=list(BUILDS),
+                    help="hidden: both sides render the same training sentences, the pairing hidden; disjoint: different halves")
+
+
 def train_demo_model(data: str, out: str, max_update: int, seed: int, config: str = "word_decipher_tiny",
                      overrides: Sequence[str] = ()) -> Tuple[str, str]:
     """Train examples/speech2sign_u/{config}.yaml on `data` from scratch into {out}/checkpoints,
