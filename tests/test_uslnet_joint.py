@@ -239,3 +239,31 @@ def test_supervised_fine_tuning_starts_from_the_unsupervised_run(comparison, tmp
     moved = [k for k in start["model"] if not torch.equal(start["model"][k], state["model"][k])]
     assert moved and not any(k.startswith("video.vqvae.encoder.") for k in moved)  # trained on, encoder still frozen
     assert all(torch.allclose(start["model"][k], state["model"][k], atol=0.01) for k in moved)  # 3 updates from U, not from scratch
+
+
+def test_pseudo_parallel_mode_adds_the_pseudo_pairs_to_eq13(comparison, tmp_path):
+    """task.joint_mode=pseudo_parallel: eq. 13 on the unpaired halves, and each clip also
+    trained towards the text of task.pseudo_parallel_manifest (here the video half's own text,
+    so the pseudo loss must fall); a manifest without text is refused by name."""
+    from fairseq_signlang.io.video import ClipRow, write_clip_manifest
+
+    rows = read_clip_manifest(f"{comparison['corpus']}/video/train.tsv")
+    pseudo = str(tmp_path / "train_pseudo.tsv")
+    write_clip_manifest(pseudo, rows)
+    common = ["dataset.batch_size=8", "dataset.validate_interval_updates=20", "checkpoint.save_interval_updates=20", "task.joint_mode=pseudo_parallel",
+              f"hydra.run.dir={tmp_path}/hydra"]
+    log = run_hydra_train(USLNET_CONFIGS, "joint_tiny", joint_overrides(comparison, *common, f"task.pseudo_parallel_manifest={pseudo}",
+                                                                         f"checkpoint.save_dir={tmp_path}/ckpt", "optimization.max_update=20"),
+                          f"{tmp_path}/train.log", 20)
+    train = log_records(log, "train_inner")
+    for term in ("loss_text", "loss_t2v2t", "loss_v2t2v", "loss_pseudo_v2t", "loss_pseudo_t2v"):
+        assert all(np.isfinite(float(r[term])) for r in train), term
+    pseudo_nll = [float(r["loss_pseudo_v2t"]) for r in train]
+    assert np.mean(pseudo_nll[-5:]) < np.mean(pseudo_nll[:5]) - 0.3, pseudo_nll
+    assert all(0 <= float(r["pseudo_accuracy"]) <= 100 for r in train)
+    bare = str(tmp_path / "no_text.tsv")
+    write_clip_manifest(bare, [ClipRow(r.id, r.path) for r in rows])
+    with pytest.raises(RuntimeError, match=r"no_text.tsv:2: clip .* has no text"):
+        run_hydra_train(USLNET_CONFIGS, "joint_tiny", joint_overrides(comparison, *common, f"task.pseudo_parallel_manifest={bare}",
+                                                                      f"checkpoint.save_dir={tmp_path}/ckpt2", "optimization.max_update=1"),
+                        f"{tmp_path}/bare.log", 1)

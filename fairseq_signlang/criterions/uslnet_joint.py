@@ -8,6 +8,9 @@ Back-translation makes its pseudo data on line with the model in eval mode and n
 as unsupervised NMT does. Eq. 11 and 12 are written as squared errors in the paper; over
 discrete text and codes they are the cross-entropy of the original given the pseudo data.
 
+With task.joint_mode=pseudo_parallel each unpaired batch's clips also carry pseudo translations,
+and the supervised terms below are added on them (alpha_pseudo).
+
 Supervised batches (clips with their text): video -> text cross-entropy plus text -> video
 next-code cross-entropy. Validation batches are paired: the video -> text loss is logged as
 `translation_nll` (bits per token) with its token `accuracy`.
@@ -24,7 +27,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq_signlang.criterions.log_sums import log_totals
 from fairseq_signlang.models.eval_mode import eval_mode
 
-TERMS = ("text", "codebook", "video", "t2v2t", "v2t2v", "sup_v2t", "sup_t2v")
+TERMS = ("text", "codebook", "video", "t2v2t", "v2t2v", "pseudo_v2t", "pseudo_t2v", "sup_v2t", "sup_t2v")
 MEANS = ("recon_mse", "perplexity", "pseudo_text_len")  # logged as the mean over the batches that have them
 
 
@@ -39,6 +42,9 @@ class UslnetJointCriterionConfig(FairseqDataclass):
     frame_loss_weight: float = field(default=0.0, metadata={"help": "weight of the decoded-frame MSE inside L_video (eq. 5)"})
     bt_temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the GPT's pseudo videos"})
     bt_max_len_ratio: float = field(default=1.5, metadata={"help": "pseudo text is at most this times the clip's memory length"})
+    alpha_pseudo: float = field(
+        default=1.0, metadata={"help": "task.joint_mode=pseudo_parallel: weight of the video -> text and text -> video "
+                                       "cross-entropy on each clip's pseudo translation, added to eq. 13"})
 
 
 def token_nll(logits, target, pad):
@@ -57,8 +63,9 @@ def code_nll(logits, codes):
 @register_criterion("uslnet_joint", dataclass=UslnetJointCriterionConfig)
 class UslnetJointCriterion(FairseqCriterion):
     def __init__(self, task, alpha_text, alpha_codebook, alpha_video, alpha_t2v2t, alpha_v2t2v, commitment_weight,
-                 frame_loss_weight, bt_temperature, bt_max_len_ratio):
+                 frame_loss_weight, bt_temperature, bt_max_len_ratio, alpha_pseudo=1.0):
         super().__init__(task)
+        self.alpha_pseudo = alpha_pseudo
         self.alphas = {"text": alpha_text, "codebook": alpha_codebook, "video": alpha_video, "t2v2t": alpha_t2v2t, "v2t2v": alpha_v2t2v}
         self.commitment_weight, self.frame_loss_weight = commitment_weight, frame_loss_weight
         self.bt_temperature, self.bt_max_len_ratio = bt_temperature, bt_max_len_ratio
@@ -120,7 +127,16 @@ class UslnetJointCriterion(FairseqCriterion):
             cond = model.text_to_cond(model.encode_text(pseudo, pseudo_lengths), pseudo_lengths)
             terms["v2t2v"] = self.alphas["v2t2v"] * code_nll(model.video.gpt(codes, cond=cond), codes)
             log.update(pseudo_text_len=float(pseudo_lengths.float().mean()))
+        if "target" in sample["video"] and self.alpha_pseudo:
+            terms.update(self.pseudo_parallel(model, sample["video"], log))
         return terms, log
+
+    def pseudo_parallel(self, model, clips, log) -> dict:
+        """The supervised terms on clips paired with pseudo translations (a lexicon's word-by-word
+        ones, or an earlier model's), as unsupervised NMT starts from word-by-word translation."""
+        terms, sup_log = self.supervised(model, clips)
+        log.update(pseudo_correct=sup_log["translation_correct"], pseudo_count=sup_log["translation_count"])
+        return {f"pseudo_{k[len('sup_'):]}": self.alpha_pseudo * v for k, v in terms.items()}
 
     # ---- supervised and validation -------------------------------------------------------
 
@@ -148,7 +164,7 @@ class UslnetJointCriterion(FairseqCriterion):
             n = total(f"{term}_n")
             if n:
                 metrics.log_scalar(f"loss_{term}", total(term) / n, n, round=4)
-        for name in ("mass", "t2v2t", "translation"):
+        for name in ("mass", "t2v2t", "pseudo", "translation"):
             count = total(f"{name}_count")
             if count:
                 metrics.log_scalar(f"{name}_accuracy", 100 * total(f"{name}_correct") / count, count, round=2)

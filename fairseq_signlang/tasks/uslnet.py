@@ -51,7 +51,8 @@ logger = logging.getLogger(__name__)
 STAGES = ("text_mass", "video_vqvae", "video_gpt", "joint")
 STAGE_MODELS = {"text_mass": "uslnet_text", "video_vqvae": "uslnet_vqvae", "video_gpt": "uslnet_video_gpt", "joint": "uslnet"}
 MASK_SYMBOL = "<mask>"
-JOINT_MODES = ("unsupervised", "supervised")
+JOINT_MODES = ("unsupervised", "supervised", "pseudo_parallel")
+PSEUDO_PARALLEL_MANIFEST = "train_pseudo.tsv"
 
 
 @dataclass
@@ -83,8 +84,16 @@ class UslnetConfig(ResumeGuardConfig):
     joint_mode: ChoiceEnum(JOINT_MODES) = field(
         default="unsupervised",
         metadata={"help": "[joint] unpaired text ({data}/train) and video ({video_data}/train.tsv), eq. 13; or clips "
-                          "with their text (the manifest's text column; point dataset.train_subset at a paired manifest). "
+                          "with their text (the manifest's text column; point dataset.train_subset at a paired manifest); "
+                          "or pseudo_parallel: eq. 13 on the unpaired corpora, each clip also trained towards its pseudo "
+                          "translation (task.pseudo_parallel_manifest; criterion.alpha_pseudo). "
                           "U+S: supervised with model.init_checkpoint from an unsupervised run"},
+    )
+    pseudo_parallel_manifest: str = field(
+        default="",
+        metadata={"help": "[joint, pseudo_parallel] clip manifest of the video corpus whose text column holds each clip's "
+                          f"pseudo translation (scripts/induce_lexicon.py's word-by-word one, or a model's); default "
+                          f"{{video_data}}/{PSEUDO_PARALLEL_MANIFEST}"},
     )
     seed: int = field(default=II("common.seed"), metadata={"help": "seeds the MASS masking and the drawing of clips"})
 
@@ -128,6 +137,10 @@ class UslnetTask(AnyBatchSize, FairseqTask):
             self.datasets[split] = self._video_windows(split)
         elif split == "train" and str(self.cfg.joint_mode) == "unsupervised":
             self.datasets[split] = UnpairedTextVideoDataset(self._mass_dataset(split), self._clips(split, with_text=False), self.cfg.seed)
+        elif split == "train" and str(self.cfg.joint_mode) == "pseudo_parallel":
+            manifest = self.cfg.pseudo_parallel_manifest or os.path.join(self.cfg.video_data, PSEUDO_PARALLEL_MANIFEST)
+            self.datasets[split] = UnpairedTextVideoDataset(self._mass_dataset(split), self._clips(split, with_text=True, manifest=manifest),
+                                                            self.cfg.seed)
         else:
             self.datasets[split] = self._clips(split, with_text=True)
 
@@ -161,14 +174,14 @@ class UslnetTask(AnyBatchSize, FairseqTask):
     def _cache(self, geometry: ClipGeometry) -> DecodedClipCache:
         return DecodedClipCache(self.cfg.video_cache or os.path.join(self.cfg.video_data, "cache"), geometry.fps, geometry.resolution)
 
-    def _clips(self, split: str, with_text: bool, geometry: Optional[ClipGeometry] = None) -> VideoClipDataset:
+    def _clips(self, split: str, with_text: bool, geometry: Optional[ClipGeometry] = None, manifest: Optional[str] = None) -> VideoClipDataset:
         geometry = geometry or self._geometry()
-        key = (split, with_text, geometry)
+        manifest = manifest or os.path.join(self.cfg.video_data, f"{split}.tsv")
+        key = (manifest, with_text, geometry)
         if key in self._clip_sets:  # the train clips the rate was measured on, read once
             return self._clip_sets.pop(key)
         encode = self.encode_text if with_text else None
-        clips = VideoClipDataset(os.path.join(self.cfg.video_data, f"{split}.tsv"), self._cache(geometry), geometry.window_frames,
-                                 self.dictionary.pad(), self.dictionary.eos(), encode)
+        clips = VideoClipDataset(manifest, self._cache(geometry), geometry.window_frames, self.dictionary.pad(), self.dictionary.eos(), encode)
         logger.info(f"{split}: {len(clips)} clips" + (" with their text" if with_text else ""))
         return clips
 
@@ -193,7 +206,7 @@ class UslnetTask(AnyBatchSize, FairseqTask):
             raise CorpusError(f"{self.cfg.data}/train.bin: needed to measure tokens per second of video")
         clips = self._clips("train", with_text=False, geometry=geometry)
         if str(self.cfg.joint_mode) == "unsupervised":  # load_dataset("train") takes them (memory maps, not frames)
-            self._clip_sets[("train", False, geometry)] = clips
+            self._clip_sets[(os.path.join(self.cfg.video_data, "train.tsv"), False, geometry)] = clips
         rate = float(np.mean(tokens.sizes)) / float(np.mean(clips.durations))
         logger.info(f"text: {np.mean(tokens.sizes):.2f} tokens per sentence; video: {np.mean(clips.durations):.2f} s per clip; "
                     f"{rate:.3f} tokens per second")

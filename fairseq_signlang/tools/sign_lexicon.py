@@ -1,0 +1,198 @@
+"""USLNet's missing signal, built from unpaired corpora: sign units from video, a word-to-unit
+lexicon by decipherment, and word-by-word pseudo-parallel data.
+
+  sign_units      clip manifests -> one k-means unit per sign-sized segment ({split}.km), with a
+                  purity report where a manifest has text (features/sign_segments.py)
+  induce_lexicon  the units of the video corpus and the words of the text corpus, unpaired ->
+                  speech2sign-U's decipherment (criterion decipherment, the text words in the
+                  role of sign units) from several random starts, the one whose training
+                  likelihood is highest kept (no labels), then every training clip translated
+                  word by word (Viterbi under the text's bigram model) into a pseudo-parallel
+                  manifest
+"""
+import json
+import os
+from collections import Counter
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from fairseq_signlang.features.clustering import assign_clusters, fit_kmeans
+from fairseq_signlang.features.glove_tracker import PER_HAND, GloveTracker
+from fairseq_signlang.features.purity import cluster_purity
+from fairseq_signlang.features.sign_segments import (LengthMatchedCounts, hand_speed, pool_segments, position_labels,
+                                                     speed_peak_bounds, uniform_bounds)
+from fairseq_signlang.io.readers import CorpusError, read_cluster_ids
+from fairseq_signlang.io.video import ClipRow, read_clip_manifest, read_video, write_clip_manifest
+from fairseq_signlang.io.writers import atomic_open, write_dictionary, write_lines, write_unit_sentences
+from fairseq_signlang.tools.training import REPO_DIR, log_records, run_hydra_train
+
+SEGMENTATIONS = ("speed", "uniform")
+# the hands' x and y in GloveTracker's features (right hand, then left)
+GLOVE_POSITIONS = (PER_HAND.index("x"), PER_HAND.index("y"), len(PER_HAND) + PER_HAND.index("x"), len(PER_HAND) + PER_HAND.index("y"))
+
+
+def read_text_sentences(path: str) -> List[List[str]]:
+    with open(path, encoding="utf-8") as f:
+        sentences = [line.split() for line in f]
+    empty = [i + 1 for i, s in enumerate(sentences) if not s]
+    if empty:
+        raise CorpusError(f"{path}:{empty[0]}: empty sentence")
+    if not sentences:
+        raise CorpusError(f"{path}: no sentences")
+    return sentences
+
+
+def glove_features(rows: Sequence[ClipRow], fps: float, desc: str) -> List[np.ndarray]:
+    """Per clip (T, 16) coloured-glove hand features (features/glove_tracker.py) at `fps`
+    (0: the file's own rate)."""
+    tracker = GloveTracker()
+    return [tracker(read_video(r.path, fps=fps or None, start=r.start, end=r.end)[0]) for r in tqdm(rows, desc=desc, unit="clip")]
+
+
+def sign_units(video_data: str, text: str, out: str, splits: Sequence[str] = ("train", "valid", "test"), clusters: int = 80,
+               segmentation: str = "speed", fps: float = 0.0, seed: int = 0) -> Dict:
+    """Unit sequences of every clip of {video_data}/{split}.tsv; k-means and the length
+    distribution come from the first split, the sentence lengths from the text corpus."""
+    if segmentation not in SEGMENTATIONS:
+        raise ValueError(f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {segmentation!r}")
+    sentences = read_text_sentences(text)
+    manifests = {s: read_clip_manifest(os.path.join(video_data, f"{s}.tsv")) for s in splits}
+    feats = {s: glove_features(rows, fps, f"hand features, {s}") for s, rows in manifests.items()}
+    train = splits[0]
+    frames = np.concatenate(feats[train])
+    mean, std = frames.mean(0), frames.std(0) + 1e-6
+    counts = LengthMatchedCounts([len(f) for f in feats[train]], [len(s) for s in sentences])
+    frames_per_word = float(np.mean([len(f) for f in feats[train]]) / np.mean([len(s) for s in sentences]))
+    min_gap = max(1, int(frames_per_word / 3))
+    bounds, pooled = {}, {}
+    for split in splits:
+        bounds[split], pooled[split] = [], []
+        for f in feats[split]:
+            n = counts(len(f))
+            b = speed_peak_bounds(hand_speed(f, GLOVE_POSITIONS), n, min_gap) if segmentation == "speed" else uniform_bounds(len(f), n)
+            bounds[split].append(b)
+            pooled[split].append(pool_segments((f - mean) / std, b))
+    centroids = fit_kmeans(np.concatenate(pooled[train]), clusters, seed=seed)
+    os.makedirs(out, exist_ok=True)
+    report = {"segmentation": segmentation, "clusters": clusters, "fps": fps, "frames_per_word": round(frames_per_word, 3),
+              "min_gap": min_gap, "text": os.path.abspath(text), "video_data": os.path.abspath(video_data), "splits": {}}
+    for split in splits:
+        units = [assign_clusters(p, centroids).tolist() for p in pooled[split]]
+        write_unit_sentences(os.path.join(out, f"{split}.km"), units)
+        write_lines(os.path.join(out, f"{split}.segments.jsonl"),
+                    (json.dumps({"id": r.id, "frames": len(f), "bounds": [list(map(int, x)) for x in b]})
+                     for r, f, b in zip(manifests[split], feats[split], bounds[split])))
+        entry = {"clips": len(units), "segments_per_clip": round(float(np.mean([len(u) for u in units])), 3)}
+        if all(r.text for r in manifests[split]):
+            words = [r.text.split() for r in manifests[split]]
+            labels = [w for b, f, ws in zip(bounds[split], feats[split], words) for w in position_labels(b, len(f), ws)]
+            purity = cluster_purity(zip(labels, [u for us in units for u in us]))
+            entry.update(words_per_clip=round(float(np.mean([len(w) for w in words])), 3),
+                         count_accuracy=round(100 * float(np.mean([len(u) == len(w) for u, w in zip(units, words)])), 2),
+                         purity=round(100 * purity["purity"], 2),
+                         majority_word_share=round(100 * Counter(labels).most_common(1)[0][1] / len(labels), 2))
+        report["splits"][split] = entry
+    np.savez(os.path.join(out, "kmeans.npz"), centroids=centroids, mean=mean, std=std)
+    with atomic_open(os.path.join(out, "units.json"), encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    return report
+
+
+def _segment_labels(units_dir: str, video_data: str, split: str) -> Optional[List[List[str]]]:
+    """Per clip of a split, each segment's word by position, where the manifest has text."""
+    rows = read_clip_manifest(os.path.join(video_data, f"{split}.tsv"))
+    if not all(r.text for r in rows):
+        return None
+    path = os.path.join(units_dir, f"{split}.segments.jsonl")
+    with open(path, encoding="utf-8") as f:
+        segments = [json.loads(line) for line in f]
+    if [s["id"] for s in segments] != [r.id for r in rows]:
+        raise CorpusError(f"{path}: its clips are not those of {video_data}/{split}.tsv (run sign_units again)")
+    return [position_labels([tuple(b) for b in s["bounds"]], s["frames"], r.text.split()) for s, r in zip(segments, rows)]
+
+
+def final_train_loss(log_text: str) -> float:
+    """The last end-of-epoch training loss in a json-format fairseq log (the decipherment
+    criterion's: the speech corpus's negative log likelihood per word, label-free)."""
+    records = log_records(log_text, "train")
+    if not records:
+        raise RuntimeError("no end-of-epoch training record in the log")
+    return float(records[-1]["train_loss"])
+
+
+def induce_lexicon(units_dir: str, text: str, video_data: str, out: str, eval_splits: Sequence[str] = ("valid", "test"),
+                   restarts: int = 4, max_update: int = 80, seed: int = 1, config: str = "word_decipher_tiny") -> Dict:
+    """Decipher the video units against the text words; the restart with the lowest final
+    training loss is kept. Writes {out}/lexicon.json and {out}/train_pseudo.tsv (the training
+    clips with their word-by-word translations as text)."""
+    from fairseq_signlang.tools.evaluation import load_checkpoint
+
+    sentences = read_text_sentences(text)
+    train_units = read_cluster_ids(os.path.join(units_dir, "train.km"))
+    data = os.path.join(out, "task")
+    os.makedirs(data, exist_ok=True)
+    write_unit_sentences(os.path.join(data, "train.src"), train_units)
+    write_unit_sentences(os.path.join(data, "train.sign"), sentences)
+    labels = {"train": _segment_labels(units_dir, video_data, "train")}
+    evals = []
+    for split in eval_splits:
+        labels[split] = _segment_labels(units_dir, video_data, split)
+        if labels[split] is not None:
+            write_unit_sentences(os.path.join(data, f"{split}.src"), read_cluster_ids(os.path.join(units_dir, f"{split}.km")))
+            write_unit_sentences(os.path.join(data, f"{split}.ref"), labels[split])
+            evals.append(split)
+    clusters = int(np.load(os.path.join(units_dir, "kmeans.npz"))["centroids"].shape[0])
+    write_dictionary(os.path.join(data, "dict.src.txt"), train_units, range(clusters))
+    extra = sorted({w for split in evals for s in labels[split] for w in s})  # reference words the text lacks: count 0
+    write_dictionary(os.path.join(data, "dict.sign.txt"), sentences, extra)
+    runs = []
+    for r in range(restarts):
+        run_dir = os.path.join(out, f"restart{r}")
+        overrides = [f"task.data={os.path.abspath(data)}", f"checkpoint.save_dir={run_dir}/ckpt", f"hydra.run.dir={run_dir}/hydra",
+                     "common.log_format=json", f"common.seed={seed + r}", "criterion.warm_start_updates=0",
+                     f"optimization.max_update={max_update}"]
+        if not evals:
+            overrides.append("dataset.valid_subset=train")
+        log = run_hydra_train(os.path.join(REPO_DIR, "examples", "speech2sign_u"), config, overrides, f"{run_dir}/train.log",
+                              max_update, desc=f"decipherment, start {r + 1} of {restarts}")
+        runs.append({"restart": r, "seed": seed + r, "train_loss": final_train_loss(log), "checkpoint": f"{run_dir}/ckpt/checkpoint_last.pt"})
+    chosen = min(runs, key=lambda x: x["train_loss"])
+    model, task = load_checkpoint(chosen["checkpoint"], data=os.path.abspath(data))
+    words = task.sign_dict
+    report = {"units": os.path.abspath(units_dir), "text": os.path.abspath(text), "restarts": runs, "chosen": chosen["restart"], "splits": {}}
+    translations = {}
+    for split in ["train", *evals]:
+        task.load_dataset(split)
+        net_output = task.split_net_output(model, task.datasets[split])
+        hyps = [[words[i] for i in h] for h in task.recognised_units(model, net_output)]
+        translations[split] = hyps
+        if split == "train":
+            probs, lengths = task.posteriors(model, net_output)
+            lexicon = {}
+            for sentence, p, n in zip(train_units, probs, lengths):
+                for u, row in zip(sentence.tolist(), p[: int(n)].argmax(-1).tolist()):
+                    lexicon[int(u)] = words[row]
+        if labels[split] is not None:
+            flat_units = [int(u) for s in (train_units if split == "train" else read_cluster_ids(os.path.join(units_dir, f"{split}.km"))) for u in s]
+            flat_labels = [w for s in labels[split] for w in s]
+            flat_hyps = [w for s in hyps for w in s]
+            report["splits"][split] = {
+                "segments": len(flat_labels),
+                "accuracy": round(100 * float(np.mean([h == t for h, t in zip(flat_hyps, flat_labels)])), 2),
+                "lexicon_accuracy": round(100 * float(np.mean([lexicon.get(u) == t for u, t in zip(flat_units, flat_labels)])), 2),
+                "oracle": round(100 * cluster_purity(zip(flat_labels, flat_units))["purity"], 2),
+                "majority": round(100 * Counter(flat_labels).most_common(1)[0][1] / len(flat_labels), 2),
+            }
+    report["lexicon"] = {str(u): w for u, w in sorted(lexicon.items())}
+    if labels["train"] is not None:  # each unit's induced word against its most frequent word by position
+        truth = cluster_purity(zip([w for s in labels["train"] for w in s], [int(u) for s in train_units for u in s]))["majority"]
+        report["units_right"] = round(100 * float(np.mean([lexicon.get(u) == w for u, w in truth.items()])), 2)
+    rows = read_clip_manifest(os.path.join(video_data, "train.tsv"))
+    write_clip_manifest(os.path.join(out, "train_pseudo.tsv"), [ClipRow(r.id, r.path, r.start, r.end, " ".join(h)) for r, h in zip(rows, translations["train"])])
+    with atomic_open(os.path.join(out, "lexicon.json"), encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    return report

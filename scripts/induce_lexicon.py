@@ -1,0 +1,52 @@
+#!/usr/bin/env python
+"""An unsupervised word-to-sign lexicon and pseudo-parallel data for USLNet
+(fairseq_signlang/tools/sign_lexicon.py).
+
+The video corpus's sign units (scripts/sign_units.py) and the text corpus's words, unpaired,
+are deciphered with speech2sign-U's decipherment criterion (examples/speech2sign_u/
+word_decipher_tiny.yaml by default, EM from a random start), the words in the role of sign
+units, from --restarts random starts; the start whose final training likelihood is highest is
+kept (no labels). Every training clip is then translated word by word (Viterbi under the
+text's bigram model) into {out}/train_pseudo.tsv, a clip manifest whose text column is the
+pseudo translation. Where the manifests have text, {out}/lexicon.json reports the accuracy per
+segment against the words by position, beside the oracle (the units' purity: the best any
+unit-to-word mapping could do) and the most frequent word.
+
+  python scripts/induce_lexicon.py --units units --text corpus/text/train.txt --video-data corpus/video --out lexicon
+"""
+import argparse
+import sys
+
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.tools.sign_lexicon import induce_lexicon
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--units", required=True, help="scripts/sign_units.py's output folder")
+    ap.add_argument("--text", required=True, help="the text corpus, one sentence per line")
+    ap.add_argument("--video-data", required=True, help="the clip manifests the units were made from")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--eval-splits", nargs="*", default=["valid", "test"])
+    ap.add_argument("--restarts", type=int, default=4)
+    ap.add_argument("--max-update", type=int, default=80, help="EM iterations per start")
+    ap.add_argument("--seed", type=int, default=1, help="the first start's seed (then seed + 1, ...)")
+    ap.add_argument("--config", default="word_decipher_tiny", help="a config of examples/speech2sign_u")
+    args = ap.parse_args(argv)
+    try:
+        report = induce_lexicon(args.units, args.text, args.video_data, args.out, args.eval_splits, args.restarts, args.max_update,
+                                args.seed, args.config)
+    except (CorpusError, ValueError, RuntimeError) as e:
+        sys.exit(f"error: {e}")
+    for r in report["restarts"]:
+        print(f"start {r['restart']}: final training loss {r['train_loss']:.4f}" + ("  (kept)" if r["restart"] == report["chosen"] else ""))
+    print("| split | segments | accuracy (Viterbi) | lexicon alone | oracle (purity) | most frequent word |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for split, s in report["splits"].items():
+        print(f"| {split} | {s['segments']} | {s['accuracy']} | {s['lexicon_accuracy']} | {s['oracle']} | {s['majority']} |")
+    if "units_right" in report:
+        print(f"units whose word is their most frequent word: {report['units_right']} %")
+
+
+if __name__ == "__main__":
+    main()

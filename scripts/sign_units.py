@@ -1,0 +1,47 @@
+#!/usr/bin/env python
+"""Sign units from unlabelled sign video: every clip of {video-data}/{split}.tsv cut into
+sign-sized segments and each segment given a k-means unit (fairseq_signlang/tools/sign_lexicon.py).
+
+The number of signs in a clip comes from its length, matched to the sentence lengths of the
+(unpaired) text corpus; the boundaries go on the peaks of the hands' speed (--segmentation
+speed) or split the clip evenly (uniform). Features are coloured-glove hand tracks, read at
+--fps (0: the file's rate; the speed cue wants the full rate). K-means is fitted on the first
+split. Writes {out}/{split}.km (one line of units per clip), {split}.segments.jsonl (each
+segment's frames), kmeans.npz and units.json; where a manifest has text, units.json and the
+printed table give the units' purity against the words by position, beside the share of the
+most frequent word and how often the segment count equals the word count.
+
+  python scripts/sign_units.py --video-data corpus/video --text corpus/text/train.txt --out units
+"""
+import argparse
+import sys
+
+from fairseq_signlang.io.readers import CorpusError
+from fairseq_signlang.tools.sign_lexicon import SEGMENTATIONS, sign_units
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--video-data", required=True, help="folder of {split}.tsv clip manifests (id, path[, start, end][, text])")
+    ap.add_argument("--text", required=True, help="the text corpus, one sentence per line (its sentence lengths set the segment counts)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--splits", nargs="+", default=["train", "valid", "test"], help="k-means is fitted on the first")
+    ap.add_argument("--clusters", type=int, default=80)
+    ap.add_argument("--segmentation", choices=SEGMENTATIONS, default="speed")
+    ap.add_argument("--fps", type=float, default=0.0, help="frames per second to read clips at (0: the file's own rate)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    try:
+        report = sign_units(args.video_data, args.text, args.out, args.splits, args.clusters, args.segmentation, args.fps, args.seed)
+    except (CorpusError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    print(f"{report['segmentation']} segmentation, {report['clusters']} units, {report['frames_per_word']} frames per word")
+    print("| split | clips | segments / clip | words / clip | segment count = word count | purity | most frequent word |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for split, s in report["splits"].items():
+        print(f"| {split} | {s['clips']} | {s['segments_per_clip']} | {s.get('words_per_clip', '-')} | {s.get('count_accuracy', '-')} | "
+              f"{s.get('purity', '-')} | {s.get('majority_word_share', '-')} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""USLNet's lexicon step (fairseq_signlang/features/sign_segments.py, tools/sign_lexicon.py,
+scripts/sign_units.py, scripts/induce_lexicon.py): segment counts from clip lengths, cuts on
+the hands' speed peaks, units whose purity beats the most frequent word, the decipherment's
+restart chosen by its likelihood, a report true to its definitions and a pseudo-parallel
+manifest, errors that name the file and line."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from fairseq_signlang.corpora.uslnet_corpus import build_word_sign_corpus
+from fairseq_signlang.features.sign_segments import LengthMatchedCounts, hand_speed, position_labels, speed_peak_bounds, uniform_bounds
+from fairseq_signlang.io.video import read_clip_manifest
+
+from .conftest import run_script
+
+
+def test_length_matched_counts_map_quantile_to_quantile():
+    counts = LengthMatchedCounts(clip_frames=[10, 20, 30, 40], sentence_lengths=[3, 4, 5, 6])
+    assert [counts(t) for t in (10, 20, 30, 40)] == [3, 4, 5, 6]
+    assert counts(5) == 3 and counts(100) == 6  # outside the corpus's lengths: the extremes
+    assert counts(2) == 2  # never more segments than frames
+    with pytest.raises(ValueError, match="needs clip lengths"):
+        LengthMatchedCounts([], [3])
+
+
+def test_speed_peaks_cut_where_the_hands_travel():
+    speed = np.zeros(30)
+    speed[[9, 20]] = [1.0, 2.0]  # two transitions
+    speed[4] = 0.5  # a smaller peak inside the first sign
+    assert speed_peak_bounds(speed, 3, min_gap=3) == [(0, 9), (9, 20), (20, 30)]
+    assert speed_peak_bounds(speed, 2, min_gap=3) == [(0, 20), (20, 30)]  # the highest first
+    assert speed_peak_bounds(speed, 6, min_gap=3) == uniform_bounds(30, 6)  # not enough peaks: equal parts
+    assert uniform_bounds(10, 3) == [(0, 3), (3, 7), (7, 10)]
+    track = np.zeros((5, 4))
+    track[3:, 0] = 3.0  # the hand jumps 3 between frames 2 and 3
+    assert hand_speed(track, [0, 1], smooth=1).tolist() == [0, 0, 0, 3, 0]
+    assert position_labels([(0, 5), (5, 10)], 10, ["a", "b", "c"]) == ["a", "c"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Six words signed at 25 fps by two signers, the text and video halves disjoint."""
+    out = str(tmp_path_factory.mktemp("lexicon") / "corpus")
+    build_word_sign_corpus(out, vocab_size=6, num_sentences=240, num_valid=10, num_test=20, fps=25.0, size=(80, 64), seed=7)
+    return out
+
+
+def test_units_carry_the_words_and_the_lexicon_reads_them(corpus, tmp_path):
+    units = str(tmp_path / "units")
+    proc = run_script("sign_units.py", "--video-data", f"{corpus}/video", "--text", f"{corpus}/text/train.txt", "--out", units,
+                      "--clusters", "24")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.load(open(f"{units}/units.json"))
+    for split in ("train", "valid", "test"):
+        rows = read_clip_manifest(f"{corpus}/video/{split}.tsv")
+        lines = open(f"{units}/{split}.km").read().splitlines()
+        assert len(lines) == len(rows) and all(lines)
+        s = report["splits"][split]
+        assert s["purity"] > s["majority_word_share"] + 30, s  # units tell the words apart
+        assert s["count_accuracy"] > 50, s
+    assert "| train |" in proc.stdout
+    lexicon = str(tmp_path / "lexicon")
+    proc = run_script("induce_lexicon.py", "--units", units, "--text", f"{corpus}/text/train.txt", "--video-data", f"{corpus}/video",
+                      "--out", lexicon, "--restarts", "3", "--max-update", "40")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.load(open(f"{lexicon}/lexicon.json"))
+    chosen = result["restarts"][result["chosen"]]
+    assert chosen["train_loss"] == min(r["train_loss"] for r in result["restarts"])  # chosen without labels
+    # the decipherment does not yet find the lexicon on this corpus (see examples/uslnet/README.md,
+    # "Lexicon step"): the test holds the report to its definitions, not to a learning target
+    for split in ("train", "valid", "test"):
+        s = result["splits"][split]
+        assert 0 <= s["lexicon_accuracy"] <= s["oracle"] <= 100 and 0 <= s["accuracy"] <= 100, s  # oracle: the best unit -> word map
+        assert s["oracle"] == report["splits"][split]["purity"] and s["majority"] == report["splits"][split]["majority_word_share"]
+    assert set(result["lexicon"]) == {u for line in open(f"{units}/train.km") for u in line.split()}
+    pseudo = read_clip_manifest(f"{lexicon}/train_pseudo.tsv")
+    units_per_clip = [len(line.split()) for line in open(f"{units}/train.km")]
+    assert [r.id for r in pseudo] == [r.id for r in read_clip_manifest(f"{corpus}/video/train.tsv")]
+    assert [len(r.text.split()) for r in pseudo] == units_per_clip
+    assert "(kept)" in proc.stdout and "| train |" in proc.stdout
+
+
+def test_bad_text_is_named(corpus, tmp_path):
+    bad = tmp_path / "text.txt"
+    bad.write_text("i you\n\nwe they\n")
+    proc = run_script("sign_units.py", "--video-data", f"{corpus}/video", "--text", str(bad), "--out", str(tmp_path / "u"), "--splits", "valid")
+    assert proc.returncode != 0 and f"{bad}:2: empty sentence" in proc.stderr
+    assert not os.path.exists(tmp_path / "u" / "units.json")
