@@ -4,11 +4,15 @@ lexicon by decipherment, and word-by-word pseudo-parallel data.
   sign_units      clip manifests -> one k-means unit per sign-sized segment ({split}.km), with a
                   purity report where a manifest has text (features/sign_segments.py)
   induce_lexicon  the units of the video corpus and the words of the text corpus, unpaired ->
-                  speech2sign-U's decipherment (criterion decipherment, the text words in the
-                  role of sign units) from several random starts, the one whose training
-                  likelihood is highest kept (no labels), then every training clip translated
-                  word by word (Viterbi under the text's bigram model) into a pseudo-parallel
-                  manifest
+                  a unit-to-word lexicon from several random starts, the most likely kept (no
+                  labels), and every training clip translated word by word into a
+                  pseudo-parallel manifest. Two searches:
+                    anneal  each unit is one word's (a homophonic substitution cipher, as
+                            classical decipherment treats many symbols per letter); simulated
+                            annealing over those assignments, scored by the likelihood of the
+                            video corpus under the text's bigram model (`anneal_lexicon`)
+                    em      speech2sign-U's decipherment criterion through fairseq-hydra-train,
+                            the text words in the role of sign units, translations by Viterbi
 """
 import json
 import os
@@ -29,6 +33,7 @@ from fairseq_signlang.io.writers import atomic_open, write_dictionary, write_lin
 from fairseq_signlang.tools.training import REPO_DIR, log_records, run_hydra_train
 
 SEGMENTATIONS = ("speed", "uniform")
+SEARCHES = ("anneal", "em")
 # the hands' x and y in GloveTracker's features (right hand, then left)
 GLOVE_POSITIONS = (PER_HAND.index("x"), PER_HAND.index("y"), len(PER_HAND) + PER_HAND.index("x"), len(PER_HAND) + PER_HAND.index("y"))
 
@@ -123,31 +128,78 @@ def final_train_loss(log_text: str) -> float:
     return float(records[-1]["train_loss"])
 
 
-def induce_lexicon(units_dir: str, text: str, video_data: str, out: str, eval_splits: Sequence[str] = ("valid", "test"),
-                   restarts: int = 4, max_update: int = 80, seed: int = 1, config: str = "word_decipher_tiny") -> Dict:
-    """Decipher the video units against the text words; the restart with the lowest final
-    training loss is kept. Writes {out}/lexicon.json and {out}/train_pseudo.tsv (the training
-    clips with their word-by-word translations as text)."""
+class HardLexiconScore:
+    """The log likelihood of unit sentences when unit u is always word a[u]: the word sentences
+    they decode to under the word bigram model, times each unit's share of its word's units,
+    prod_u (n_u / N_a[u])^n_u. Computed from the units' bigram counts, so a candidate
+    lexicon costs O(K^2), not a pass over the corpus. For segmentation errors the bigram model
+    can allow a word to repeat as if its sign were cut in two (`self_loop`) and to be skipped
+    as if merged into its neighbour (`skip`)."""
+
+    def __init__(self, unit_sentences: Sequence[Sequence[int]], num_units: int, word_sentences: Sequence[Sequence[int]], num_words: int,
+                 self_loop: float = 0.0, skip: float = 0.0):
+        from fairseq_signlang.models.speech2sign_u.sign_ngram import SignNgramModel
+
+        log_start, log_trans, log_end, _ = SignNgramModel(word_sentences, num_words, order=2).chain()
+        V = num_words
+        probs = np.zeros((V + 1, V + 1))  # index V: the sentence boundary (start as a row, end as a column)
+        probs[V, :V], probs[:V, :V], probs[:V, V] = log_start.exp().numpy(), log_trans.exp().numpy(), log_end.exp().numpy()
+        probs = (1 - skip) * probs + skip * (probs @ probs)  # a word the segmentation merged into its neighbour
+        probs[:V, :V] = (1 - self_loop) * probs[:V, :V] + self_loop * np.eye(V)  # a sign cut in two
+        probs[:V, V] *= 1 - self_loop
+        self.log_probs, self.num_words, self.num_units = np.log(np.maximum(probs, 1e-300)), V, num_units
+        self.bigrams = np.zeros((num_units + 1, num_units + 1))  # index num_units: the boundary
+        for sentence in unit_sentences:
+            ids = [num_units, *sentence, num_units]
+            np.add.at(self.bigrams, (ids[:-1], ids[1:]), 1)
+        self.counts = np.bincount(np.concatenate([np.asarray(x) for x in unit_sentences]), minlength=num_units).astype(np.float64)
+        seen = self.counts > 0
+        self._unit_entropy = float((self.counts[seen] * np.log(self.counts[seen])).sum())
+
+    def __call__(self, assignment: np.ndarray) -> float:
+        words = np.r_[assignment, self.num_words]
+        language = float((self.bigrams * self.log_probs[words[:, None], words[None, :]]).sum())
+        totals = np.bincount(assignment, weights=self.counts, minlength=self.num_words)
+        totals = totals[totals > 0]
+        return language + self._unit_entropy - float((totals * np.log(totals)).sum())
+
+
+def anneal_lexicon(score: HardLexiconScore, restarts: int = 4, iterations: int = 200_000, start_temperature: float = 20.0,
+                   seed: int = 0, desc: str = "annealing") -> Dict:
+    """Simulated annealing over unit-to-word assignments (one unit moved at a time, the
+    temperature falling linearly to zero), from `restarts` random assignments; the assignment
+    with the highest score over all of them wins."""
+    rng = np.random.default_rng(seed)
+    K, V = score.num_units, score.num_words
+    runs = []
+    for r in tqdm(range(restarts), desc=desc, unit="start"):
+        assignment = rng.integers(V, size=K)
+        current = score(assignment)
+        best = (current, assignment.copy())
+        units, words, coins = rng.integers(K, size=iterations), rng.integers(V, size=iterations), rng.random(iterations)
+        for it in range(iterations):
+            u, w = units[it], words[it]
+            if w == assignment[u]:
+                continue
+            old, assignment[u] = assignment[u], w
+            new = score(assignment)
+            temperature = start_temperature * (1 - it / iterations) + 1e-9
+            if new >= current or coins[it] < np.exp((new - current) / temperature):
+                current = new
+                if current > best[0]:
+                    best = (current, assignment.copy())
+            else:
+                assignment[u] = old
+        runs.append({"restart": r, "score": best[0], "assignment": best[1]})
+    chosen = max(runs, key=lambda x: x["score"])
+    return {"assignment": chosen["assignment"], "chosen": chosen["restart"], "restarts": [{"restart": x["restart"], "score": round(x["score"], 3)} for x in runs]}
+
+
+def _em_search(data: str, out: str, evals: Sequence[str], train_units, restarts: int, max_update: int, seed: int, config: str):
+    """The decipherment criterion through fairseq, one run per start: (runs, chosen, lexicon,
+    translations per split)."""
     from fairseq_signlang.tools.evaluation import load_checkpoint
 
-    sentences = read_text_sentences(text)
-    train_units = read_cluster_ids(os.path.join(units_dir, "train.km"))
-    data = os.path.join(out, "task")
-    os.makedirs(data, exist_ok=True)
-    write_unit_sentences(os.path.join(data, "train.src"), train_units)
-    write_unit_sentences(os.path.join(data, "train.sign"), sentences)
-    labels = {"train": _segment_labels(units_dir, video_data, "train")}
-    evals = []
-    for split in eval_splits:
-        labels[split] = _segment_labels(units_dir, video_data, split)
-        if labels[split] is not None:
-            write_unit_sentences(os.path.join(data, f"{split}.src"), read_cluster_ids(os.path.join(units_dir, f"{split}.km")))
-            write_unit_sentences(os.path.join(data, f"{split}.ref"), labels[split])
-            evals.append(split)
-    clusters = int(np.load(os.path.join(units_dir, "kmeans.npz"))["centroids"].shape[0])
-    write_dictionary(os.path.join(data, "dict.src.txt"), train_units, range(clusters))
-    extra = sorted({w for split in evals for s in labels[split] for w in s})  # reference words the text lacks: count 0
-    write_dictionary(os.path.join(data, "dict.sign.txt"), sentences, extra)
     runs = []
     for r in range(restarts):
         run_dir = os.path.join(out, f"restart{r}")
@@ -161,34 +213,75 @@ def induce_lexicon(units_dir: str, text: str, video_data: str, out: str, eval_sp
         runs.append({"restart": r, "seed": seed + r, "train_loss": final_train_loss(log), "checkpoint": f"{run_dir}/ckpt/checkpoint_last.pt"})
     chosen = min(runs, key=lambda x: x["train_loss"])
     model, task = load_checkpoint(chosen["checkpoint"], data=os.path.abspath(data))
-    words = task.sign_dict
-    report = {"units": os.path.abspath(units_dir), "text": os.path.abspath(text), "restarts": runs, "chosen": chosen["restart"], "splits": {}}
-    translations = {}
+    words, translations, lexicon = task.sign_dict, {}, {}
     for split in ["train", *evals]:
         task.load_dataset(split)
         net_output = task.split_net_output(model, task.datasets[split])
-        hyps = [[words[i] for i in h] for h in task.recognised_units(model, net_output)]
-        translations[split] = hyps
+        translations[split] = [[words[i] for i in h] for h in task.recognised_units(model, net_output)]
         if split == "train":
             probs, lengths = task.posteriors(model, net_output)
-            lexicon = {}
             for sentence, p, n in zip(train_units, probs, lengths):
                 for u, row in zip(sentence.tolist(), p[: int(n)].argmax(-1).tolist()):
                     lexicon[int(u)] = words[row]
+    return runs, chosen["restart"], lexicon, translations
+
+
+def induce_lexicon(units_dir: str, text: str, video_data: str, out: str, eval_splits: Sequence[str] = ("valid", "test"),
+                   search: str = "anneal", restarts: int = 4, iterations: int = 200_000, start_temperature: float = 20.0,
+                   self_loop: float = 0.0, skip: float = 0.0, max_update: int = 80, seed: int = 1, config: str = "word_decipher_tiny") -> Dict:
+    """Decipher the video units against the text words (`search`: anneal or em), keeping the
+    most likely start. Writes {out}/lexicon.json and {out}/train_pseudo.tsv (the training clips
+    with their word-by-word translations as text)."""
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
+    sentences = read_text_sentences(text)
+    units = {"train": read_cluster_ids(os.path.join(units_dir, "train.km"))}
+    data = os.path.join(out, "task")  # speech2sign_u_word's data folder: the units as speech, the words as signs
+    os.makedirs(data, exist_ok=True)
+    write_unit_sentences(os.path.join(data, "train.src"), units["train"])
+    write_unit_sentences(os.path.join(data, "train.sign"), sentences)
+    labels = {"train": _segment_labels(units_dir, video_data, "train")}
+    evals = []
+    for split in eval_splits:
+        labels[split] = _segment_labels(units_dir, video_data, split)
         if labels[split] is not None:
-            flat_units = [int(u) for s in (train_units if split == "train" else read_cluster_ids(os.path.join(units_dir, f"{split}.km"))) for u in s]
-            flat_labels = [w for s in labels[split] for w in s]
-            flat_hyps = [w for s in hyps for w in s]
-            report["splits"][split] = {
-                "segments": len(flat_labels),
-                "accuracy": round(100 * float(np.mean([h == t for h, t in zip(flat_hyps, flat_labels)])), 2),
-                "lexicon_accuracy": round(100 * float(np.mean([lexicon.get(u) == t for u, t in zip(flat_units, flat_labels)])), 2),
-                "oracle": round(100 * cluster_purity(zip(flat_labels, flat_units))["purity"], 2),
-                "majority": round(100 * Counter(flat_labels).most_common(1)[0][1] / len(flat_labels), 2),
-            }
-    report["lexicon"] = {str(u): w for u, w in sorted(lexicon.items())}
+            units[split] = read_cluster_ids(os.path.join(units_dir, f"{split}.km"))
+            write_unit_sentences(os.path.join(data, f"{split}.src"), units[split])
+            write_unit_sentences(os.path.join(data, f"{split}.ref"), labels[split])
+            evals.append(split)
+    clusters = int(np.load(os.path.join(units_dir, "kmeans.npz"))["centroids"].shape[0])
+    write_dictionary(os.path.join(data, "dict.src.txt"), units["train"], range(clusters))
+    extra = sorted({w for split in evals for s in labels[split] for w in s})  # reference words the text lacks: count 0
+    write_dictionary(os.path.join(data, "dict.sign.txt"), sentences, extra)
+    if search == "em":
+        runs, chosen, lexicon, translations = _em_search(data, out, evals, units["train"], restarts, max_update, seed, config)
+    else:
+        vocabulary = [w for w, _ in Counter(w for s in sentences for w in s).most_common()]
+        index = {w: i for i, w in enumerate(vocabulary)}
+        score = HardLexiconScore([u.tolist() for u in units["train"]], clusters, [[index[w] for w in s] for s in sentences], len(vocabulary),
+                                 self_loop, skip)
+        result = anneal_lexicon(score, restarts, iterations, start_temperature, seed)
+        runs, chosen = result["restarts"], result["chosen"]
+        lexicon = {u: vocabulary[w] for u, w in enumerate(result["assignment"].tolist())}
+        translations = {split: [[lexicon[int(u)] for u in s] for s in units[split]] for split in ["train", *evals]}
+    report = {"units": os.path.abspath(units_dir), "text": os.path.abspath(text), "search": search, "restarts": runs, "chosen": chosen,
+              "splits": {}}
+    for split in ["train", *evals]:
+        if labels[split] is None:
+            continue
+        flat_units = [int(u) for s in units[split] for u in s]
+        flat_labels = [w for s in labels[split] for w in s]
+        flat_hyps = [w for s in translations[split] for w in s]
+        report["splits"][split] = {
+            "segments": len(flat_labels),
+            "accuracy": round(100 * float(np.mean([h == t for h, t in zip(flat_hyps, flat_labels)])), 2),
+            "lexicon_accuracy": round(100 * float(np.mean([lexicon.get(u) == t for u, t in zip(flat_units, flat_labels)])), 2),
+            "oracle": round(100 * cluster_purity(zip(flat_labels, flat_units))["purity"], 2),
+            "majority": round(100 * Counter(flat_labels).most_common(1)[0][1] / len(flat_labels), 2),
+        }
+    report["lexicon"] = {str(u): w for u, w in sorted(lexicon.items()) if u in {int(x) for s in units["train"] for x in s}}
     if labels["train"] is not None:  # each unit's induced word against its most frequent word by position
-        truth = cluster_purity(zip([w for s in labels["train"] for w in s], [int(u) for s in train_units for u in s]))["majority"]
+        truth = cluster_purity(zip([w for s in labels["train"] for w in s], [int(u) for s in units["train"] for u in s]))["majority"]
         report["units_right"] = round(100 * float(np.mean([lexicon.get(u) == w for u, w in truth.items()])), 2)
     rows = read_clip_manifest(os.path.join(video_data, "train.tsv"))
     write_clip_manifest(os.path.join(out, "train_pseudo.tsv"), [ClipRow(r.id, r.path, r.start, r.end, " ".join(h)) for r, h in zip(rows, translations["train"])])
