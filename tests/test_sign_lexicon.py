@@ -11,7 +11,7 @@ import pytest
 
 from fairseq_signlang.corpora.uslnet_corpus import build_word_sign_corpus
 from fairseq_signlang.features.sign_segments import LengthMatchedCounts, hand_speed, position_labels, speed_peak_bounds, uniform_bounds
-from fairseq_signlang.corpora.synthetic.simulated_units import markov_sentences
+from fairseq_signlang.corpora.synthetic.simulated_units import markov_sentences, segmented_sign_units
 from fairseq_signlang.io.video import read_clip_manifest
 from fairseq_signlang.tools.sign_lexicon import HardLexiconScore, anneal_lexicon
 
@@ -115,3 +115,23 @@ def test_bad_text_is_named(corpus, tmp_path):
     proc = run_script("sign_units.py", "--video-data", f"{corpus}/video", "--text", str(bad), "--out", str(tmp_path / "u"), "--splits", "valid")
     assert proc.returncode != 0 and f"{bad}:2: empty sentence" in proc.stderr
     assert not os.path.exists(tmp_path / "u" / "units.json")
+
+
+def test_segmented_sign_units_model_purity_and_count_errors():
+    sentences = [[int(w[1:]) for w in s] for s in markov_sentences(10, 400, seed=5, min_len=3, max_len=5)]
+    units, words, num_units = segmented_sign_units(sentences, 2, purity=1.0, count_errors=0.0, seed=0)
+    assert num_units == 20 and words == sentences and all([u // 2 for u in s] == w for s, w in zip(units, words))
+    units, words, _ = segmented_sign_units(sentences, 2, purity=0.6, count_errors=1.0, seed=0)
+    assert all(abs(len(u) - len(s)) == 1 and len(u) == len(w) for u, w, s in zip(units, words, sentences))
+    kept = np.mean([u // 2 == w for s, t in zip(units, words) for u, w in zip(s, t)])
+    assert 0.55 < kept < 0.75  # 60 % kept, plus random units that happen to be right
+
+
+def test_lexicon_benchmark_writes_its_table(tmp_path):
+    proc = run_script("bench_lexicon.py", "--out", tmp_path, "--words", "8", "--sentences", "300", "--purities", "1.0",
+                      "--count-errors", "0", "0.2", "--restarts", "1", "--iterations", "5000")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.load(open(tmp_path / "results.json"))["rows"]
+    assert [(r["count_errors"], r["robust_bigram"]) for r in rows] == [(0.0, False), (0.2, False), (0.2, True)]
+    assert all(r["oracle"] == 100.0 and 0 <= r["accuracy"] <= 100 for r in rows)
+    assert proc.stdout.count("| 1.00 |") == 3

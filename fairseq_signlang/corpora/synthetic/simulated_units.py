@@ -145,3 +145,31 @@ def build_unit_corpus(sentences: Sequence[Sequence[str]], vocab: Sequence[str], 
     with atomic_open(os.path.join(out_dir, "ground_truth.json")) as f:
         json.dump(truth, f, indent=1)
     return truth
+
+
+def segmented_sign_units(sentences: Sequence[Sequence[int]], units_per_word: int, purity: float, count_errors: float,
+                         seed: int = 0):
+    """Sign-unit sentences as segmentation and clustering of sign video would give them: word w
+    is written as one of its `units_per_word` units (w * units_per_word + k, one k per sentence,
+    as one signer signs it); a token's unit is replaced by a random one with probability
+    1 - purity; and a sentence is, with probability `count_errors`, cut once too often (a sign
+    split in two) or once too few (two signs merged into the first's unit). Returns the unit
+    sentences and each unit's true word (for scoring)."""
+    rng = np.random.default_rng(seed)
+    num_units = units_per_word * (max(w for s in sentences for w in s) + 1)
+    units, words = [], []
+    for sentence in sentences:
+        k = int(rng.integers(units_per_word))
+        u = [w * units_per_word + k if rng.random() < purity else int(rng.integers(num_units)) for w in sentence]
+        truth = list(sentence)
+        if rng.random() < count_errors:
+            i = int(rng.integers(len(u)))
+            if rng.random() < 0.5 or len(u) == 1:
+                u.insert(i, u[i])
+                truth.insert(i, truth[i])
+            else:
+                j = min(i + 1, len(u) - 1) if i + 1 < len(u) else i - 1
+                del u[max(i, j)], truth[max(i, j)]
+        units.append(u)
+        words.append(truth)
+    return units, words, num_units
