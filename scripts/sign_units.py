@@ -3,8 +3,8 @@
 sign-sized segments and each segment given a k-means unit (fairseq_signlang/tools/sign_lexicon.py).
 
 The number of signs in a clip comes from its length, matched to the sentence lengths of the
-(unpaired) text corpus; the boundaries go on the peaks of the hands' speed (--segmentation
-speed) or split the clip evenly (uniform). Features are coloured-glove hand tracks, read at
+(unpaired) text corpus; the clip is cut evenly (--segmentation uniform, the default: the
+better units on 5 fps video) or on the peaks of the hands' speed (speed). Features are coloured-glove hand tracks, read at
 --fps (0: the file's rate; the speed cue wants the full rate). K-means is fitted on the first
 split. Writes {out}/{split}.km (one line of units per clip), {split}.segments.jsonl (each
 segment's frames), kmeans.npz and units.json; where a manifest has text, units.json and the
@@ -26,8 +26,8 @@ def main(argv=None):
     ap.add_argument("--text", required=True, help="the text corpus, one sentence per line (its sentence lengths set the segment counts)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--splits", nargs="+", default=["train", "valid", "test"], help="k-means is fitted on the first")
-    ap.add_argument("--clusters", type=int, default=80)
-    ap.add_argument("--segmentation", choices=SEGMENTATIONS, default="speed")
+    ap.add_argument("--clusters", type=int, default=40)
+    ap.add_argument("--segmentation", choices=SEGMENTATIONS, default="uniform", help="uniform: even cuts (the better on 5 fps video, see the README); speed: on the peaks of the hands' speed")
     ap.add_argument("--fps", type=float, default=0.0, help="frames per second to read clips at (0: the file's own rate)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

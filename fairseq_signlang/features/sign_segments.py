@@ -5,9 +5,9 @@ without any annotation. Two label-free cues cut a clip into signs:
   - its length: a clip of rank q among the video corpus's clip lengths gets the sentence
     length at quantile q of the (unpaired) text corpus (`LengthMatchedCounts`), since a
     sentence of more words is signed as a longer clip;
-  - the hands' speed: between signs the hands travel from one sign's place to the next's,
-    faster than within a sign, so the boundaries go on the highest peaks of the speed
-    (`speed_peak_bounds`); without enough peaks, or with `uniform`, equal parts.
+  - equal parts (`uniform_bounds`), or the hands' speed: between signs the hands travel from
+    one sign's place to the next's, faster than within a sign, so the boundaries can go on the
+    highest peaks of the speed (`speed_peak_bounds`; equal parts without enough peaks).
 Each segment is pooled to a fixed-size vector (the means of its first and second half) and
 k-means over the training segments gives the units. Where a manifest has its text, each
 segment's word for a purity report is the word at the same relative position in the sentence

@@ -32,7 +32,7 @@ from fairseq_signlang.io.video import ClipRow, read_clip_manifest, read_video, w
 from fairseq_signlang.io.writers import atomic_open, write_dictionary, write_lines, write_unit_sentences
 from fairseq_signlang.tools.training import REPO_DIR, log_records, run_hydra_train
 
-SEGMENTATIONS = ("speed", "uniform")
+SEGMENTATIONS = ("uniform", "speed")
 SEARCHES = ("anneal", "em")
 # the hands' x and y in GloveTracker's features (right hand, then left)
 GLOVE_POSITIONS = (PER_HAND.index("x"), PER_HAND.index("y"), len(PER_HAND) + PER_HAND.index("x"), len(PER_HAND) + PER_HAND.index("y"))
@@ -56,8 +56,8 @@ def glove_features(rows: Sequence[ClipRow], fps: float, desc: str) -> List[np.nd
     return [tracker(read_video(r.path, fps=fps or None, start=r.start, end=r.end)[0]) for r in tqdm(rows, desc=desc, unit="clip")]
 
 
-def sign_units(video_data: str, text: str, out: str, splits: Sequence[str] = ("train", "valid", "test"), clusters: int = 80,
-               segmentation: str = "speed", fps: float = 0.0, seed: int = 0) -> Dict:
+def sign_units(video_data: str, text: str, out: str, splits: Sequence[str] = ("train", "valid", "test"), clusters: int = 40,
+               segmentation: str = "uniform", fps: float = 0.0, seed: int = 0) -> Dict:
     """Unit sequences of every clip of {video_data}/{split}.tsv; k-means and the length
     distribution come from the first split, the sentence lengths from the text corpus."""
     if segmentation not in SEGMENTATIONS:
@@ -164,7 +164,7 @@ class HardLexiconScore:
         return language + self._unit_entropy - float((totals * np.log(totals)).sum())
 
 
-def anneal_lexicon(score: HardLexiconScore, restarts: int = 4, iterations: int = 200_000, start_temperature: float = 20.0,
+def anneal_lexicon(score: HardLexiconScore, restarts: int = 4, iterations: int = 300_000, start_temperature: float = 100.0,
                    seed: int = 0, desc: str = "annealing") -> Dict:
     """Simulated annealing over unit-to-word assignments (one unit moved at a time, the
     temperature falling linearly to zero), from `restarts` random assignments; the assignment
@@ -227,7 +227,7 @@ def _em_search(data: str, out: str, evals: Sequence[str], train_units, restarts:
 
 
 def induce_lexicon(units_dir: str, text: str, video_data: str, out: str, eval_splits: Sequence[str] = ("valid", "test"),
-                   search: str = "anneal", restarts: int = 4, iterations: int = 200_000, start_temperature: float = 20.0,
+                   search: str = "anneal", restarts: int = 4, iterations: int = 300_000, start_temperature: float = 100.0,
                    self_loop: float = 0.0, skip: float = 0.0, max_update: int = 80, seed: int = 1, config: str = "word_decipher_tiny") -> Dict:
     """Decipher the video units against the text words (`search`: anneal or em), keeping the
     most likely start. Writes {out}/lexicon.json and {out}/train_pseudo.tsv (the training clips
