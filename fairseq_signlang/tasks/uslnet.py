@@ -174,9 +174,12 @@ class UslnetTask(AnyBatchSize, FairseqTask):
     def _cache(self, geometry: ClipGeometry) -> DecodedClipCache:
         return DecodedClipCache(self.cfg.video_cache or os.path.join(self.cfg.video_data, "cache"), geometry.fps, geometry.resolution)
 
+    def _manifest(self, split: str) -> str:
+        return os.path.join(self.cfg.video_data, f"{split}.tsv")
+
     def _clips(self, split: str, with_text: bool, geometry: Optional[ClipGeometry] = None, manifest: Optional[str] = None) -> VideoClipDataset:
         geometry = geometry or self._geometry()
-        manifest = manifest or os.path.join(self.cfg.video_data, f"{split}.tsv")
+        manifest = manifest or self._manifest(split)
         key = (manifest, with_text, geometry)
         if key in self._clip_sets:  # the train clips the rate was measured on, read once
             return self._clip_sets.pop(key)
@@ -206,7 +209,7 @@ class UslnetTask(AnyBatchSize, FairseqTask):
             raise CorpusError(f"{self.cfg.data}/train.bin: needed to measure tokens per second of video")
         clips = self._clips("train", with_text=False, geometry=geometry)
         if str(self.cfg.joint_mode) == "unsupervised":  # load_dataset("train") takes them (memory maps, not frames)
-            self._clip_sets[(os.path.join(self.cfg.video_data, "train.tsv"), False, geometry)] = clips
+            self._clip_sets[(self._manifest("train"), False, geometry)] = clips
         rate = float(np.mean(tokens.sizes)) / float(np.mean(clips.durations))
         logger.info(f"text: {np.mean(tokens.sizes):.2f} tokens per sentence; video: {np.mean(clips.durations):.2f} s per clip; "
                     f"{rate:.3f} tokens per second")

@@ -27,9 +27,12 @@ from fairseq_signlang.features.glove_tracker import PER_HAND, GloveTracker
 from fairseq_signlang.features.purity import cluster_purity
 from fairseq_signlang.features.sign_segments import (LengthMatchedCounts, hand_speed, pool_segments, position_labels,
                                                      speed_peak_bounds, uniform_bounds)
-from fairseq_signlang.io.readers import CorpusError, read_cluster_ids
+from fairseq_signlang.io.readers import CorpusError, numbered_lines, read_cluster_ids, require_file
 from fairseq_signlang.io.video import ClipRow, read_clip_manifest, read_video, write_clip_manifest
-from fairseq_signlang.io.writers import atomic_open, write_dictionary, write_lines, write_unit_sentences
+from fairseq_signlang.io.writers import write_dictionary, write_lines, write_unit_sentences
+from fairseq_signlang.models.speech2sign_u.sign_ngram import SignNgramModel
+from fairseq_signlang.tools.evaluation import load_checkpoint
+from fairseq_signlang.tools.reports import write_json
 from fairseq_signlang.tools.training import REPO_DIR, log_records, run_hydra_train
 
 SEGMENTATIONS = ("uniform", "speed")
@@ -39,11 +42,11 @@ GLOVE_POSITIONS = (PER_HAND.index("x"), PER_HAND.index("y"), len(PER_HAND) + PER
 
 
 def read_text_sentences(path: str) -> List[List[str]]:
-    with open(path, encoding="utf-8") as f:
-        sentences = [line.split() for line in f]
-    empty = [i + 1 for i, s in enumerate(sentences) if not s]
-    if empty:
-        raise CorpusError(f"{path}:{empty[0]}: empty sentence")
+    sentences = []
+    for lineno, line in numbered_lines(require_file(path, "text corpus")):
+        if not line.split():
+            raise CorpusError(f"{path}:{lineno}: empty sentence")
+        sentences.append(line.split())
     if not sentences:
         raise CorpusError(f"{path}: no sentences")
     return sentences
@@ -100,9 +103,7 @@ def sign_units(video_data: str, text: str, out: str, splits: Sequence[str] = ("t
                          majority_word_share=round(100 * Counter(labels).most_common(1)[0][1] / len(labels), 2))
         report["splits"][split] = entry
     np.savez(os.path.join(out, "kmeans.npz"), centroids=centroids, mean=mean, std=std)
-    with atomic_open(os.path.join(out, "units.json"), encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
+    write_json(os.path.join(out, "units.json"), report)
     return report
 
 
@@ -138,8 +139,6 @@ class HardLexiconScore:
 
     def __init__(self, unit_sentences: Sequence[Sequence[int]], num_units: int, word_sentences: Sequence[Sequence[int]], num_words: int,
                  self_loop: float = 0.0, skip: float = 0.0):
-        from fairseq_signlang.models.speech2sign_u.sign_ngram import SignNgramModel
-
         log_start, log_trans, log_end, _ = SignNgramModel(word_sentences, num_words, order=2).chain()
         V = num_words
         probs = np.zeros((V + 1, V + 1))  # index V: the sentence boundary (start as a row, end as a column)
@@ -195,11 +194,9 @@ def anneal_lexicon(score: HardLexiconScore, restarts: int = 4, iterations: int =
     return {"assignment": chosen["assignment"], "chosen": chosen["restart"], "restarts": [{"restart": x["restart"], "score": round(x["score"], 3)} for x in runs]}
 
 
-def _em_search(data: str, out: str, evals: Sequence[str], train_units, restarts: int, max_update: int, seed: int, config: str):
+def _em_search(data: str, out: str, evals: Sequence[str], restarts: int, max_update: int, seed: int, config: str):
     """The decipherment criterion through fairseq, one run per start: (runs, chosen, lexicon,
     translations per split)."""
-    from fairseq_signlang.tools.evaluation import load_checkpoint
-
     runs = []
     for r in range(restarts):
         run_dir = os.path.join(out, f"restart{r}")
@@ -213,16 +210,13 @@ def _em_search(data: str, out: str, evals: Sequence[str], train_units, restarts:
         runs.append({"restart": r, "seed": seed + r, "train_loss": final_train_loss(log), "checkpoint": f"{run_dir}/ckpt/checkpoint_last.pt"})
     chosen = min(runs, key=lambda x: x["train_loss"])
     model, task = load_checkpoint(chosen["checkpoint"], data=os.path.abspath(data))
-    words, translations, lexicon = task.sign_dict, {}, {}
+    words, translations = task.sign_dict, {}
     for split in ["train", *evals]:
         task.load_dataset(split)
         net_output = task.split_net_output(model, task.datasets[split])
         translations[split] = [[words[i] for i in h] for h in task.recognised_units(model, net_output)]
-        if split == "train":
-            probs, lengths = task.posteriors(model, net_output)
-            for sentence, p, n in zip(train_units, probs, lengths):
-                for u, row in zip(sentence.tolist(), p[: int(n)].argmax(-1).tolist()):
-                    lexicon[int(u)] = words[row]
+    best = net_output["unit_posteriors"].argmax(-1).tolist()  # G (|X|, |Y|) over the dictionaries' indices: each unit's word
+    lexicon = {int(task.src_dict[x]): words[y] for x, y in enumerate(best) if x >= task.src_dict.nspecial}
     return runs, chosen["restart"], lexicon, translations
 
 
@@ -254,7 +248,7 @@ def induce_lexicon(units_dir: str, text: str, video_data: str, out: str, eval_sp
     extra = sorted({w for split in evals for s in labels[split] for w in s})  # reference words the text lacks: count 0
     write_dictionary(os.path.join(data, "dict.sign.txt"), sentences, extra)
     if search == "em":
-        runs, chosen, lexicon, translations = _em_search(data, out, evals, units["train"], restarts, max_update, seed, config)
+        runs, chosen, lexicon, translations = _em_search(data, out, evals, restarts, max_update, seed, config)
     else:
         vocabulary = [w for w, _ in Counter(w for s in sentences for w in s).most_common()]
         index = {w: i for i, w in enumerate(vocabulary)}
@@ -264,6 +258,8 @@ def induce_lexicon(units_dir: str, text: str, video_data: str, out: str, eval_sp
         runs, chosen = result["restarts"], result["chosen"]
         lexicon = {u: vocabulary[w] for u, w in enumerate(result["assignment"].tolist())}
         translations = {split: [[lexicon[int(u)] for u in s] for s in units[split]] for split in ["train", *evals]}
+    seen = {int(u) for s in units["train"] for u in s}
+    lexicon = {u: w for u, w in lexicon.items() if u in seen}  # a unit training never saw has no reading
     report = {"units": os.path.abspath(units_dir), "text": os.path.abspath(text), "search": search, "restarts": runs, "chosen": chosen,
               "splits": {}}
     for split in ["train", *evals]:
@@ -272,20 +268,18 @@ def induce_lexicon(units_dir: str, text: str, video_data: str, out: str, eval_sp
         flat_units = [int(u) for s in units[split] for u in s]
         flat_labels = [w for s in labels[split] for w in s]
         flat_hyps = [w for s in translations[split] for w in s]
+        purity = cluster_purity(zip(flat_labels, flat_units))
         report["splits"][split] = {
             "segments": len(flat_labels),
             "accuracy": round(100 * float(np.mean([h == t for h, t in zip(flat_hyps, flat_labels)])), 2),
             "lexicon_accuracy": round(100 * float(np.mean([lexicon.get(u) == t for u, t in zip(flat_units, flat_labels)])), 2),
-            "oracle": round(100 * cluster_purity(zip(flat_labels, flat_units))["purity"], 2),
+            "oracle": round(100 * purity["purity"], 2),
             "majority": round(100 * Counter(flat_labels).most_common(1)[0][1] / len(flat_labels), 2),
         }
-    report["lexicon"] = {str(u): w for u, w in sorted(lexicon.items()) if u in {int(x) for s in units["train"] for x in s}}
-    if labels["train"] is not None:  # each unit's induced word against its most frequent word by position
-        truth = cluster_purity(zip([w for s in labels["train"] for w in s], [int(u) for s in units["train"] for u in s]))["majority"]
-        report["units_right"] = round(100 * float(np.mean([lexicon.get(u) == w for u, w in truth.items()])), 2)
+        if split == "train":  # each unit's induced word against its most frequent word by position
+            report["units_right"] = round(100 * float(np.mean([lexicon.get(u) == w for u, w in purity["majority"].items()])), 2)
+    report["lexicon"] = {str(u): w for u, w in sorted(lexicon.items())}
     rows = read_clip_manifest(os.path.join(video_data, "train.tsv"))
     write_clip_manifest(os.path.join(out, "train_pseudo.tsv"), [ClipRow(r.id, r.path, r.start, r.end, " ".join(h)) for r, h in zip(rows, translations["train"])])
-    with atomic_open(os.path.join(out, "lexicon.json"), encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
+    write_json(os.path.join(out, "lexicon.json"), report)
     return report

@@ -167,9 +167,9 @@ def segmented_sign_units(sentences: Sequence[Sequence[int]], units_per_word: int
             if rng.random() < 0.5 or len(u) == 1:
                 u.insert(i, u[i])
                 truth.insert(i, truth[i])
-            else:
-                j = min(i + 1, len(u) - 1) if i + 1 < len(u) else i - 1
-                del u[max(i, j)], truth[max(i, j)]
+            else:  # the later of two neighbours goes, the earlier's unit stands for both
+                later = min(i + 1, len(u) - 1)
+                del u[later], truth[later]
         units.append(u)
         words.append(truth)
     return units, words, num_units
