@@ -6,7 +6,7 @@ Text and sign-unit sentences come from disjoint halves of one bigram source
 word is written as one of --units-per-word units (signers), a share of the tokens gets a random
 unit (purity), and a share of the sentences is cut once too often or too few (count errors),
 as segmentation and k-means of sign video give them. The lexicon is deciphered by simulated
-annealing (tools/sign_lexicon.py, the most likely of --restarts starts), with and without
+parallel tempering (tools/sign_lexicon.py: --chains chains, --sweeps sweeps), with and without
 letting the bigram model repeat and skip words. Each row: the accuracy of the deciphered words
 per token, beside the oracle (every unit read as its most frequent word) and the most frequent
 word.
@@ -25,7 +25,7 @@ import numpy as np
 from fairseq_signlang.corpora.synthetic.simulated_units import markov_sentences, segmented_sign_units
 from fairseq_signlang.features.purity import cluster_purity
 from fairseq_signlang.io.writers import atomic_open
-from fairseq_signlang.tools.sign_lexicon import HardLexiconScore, anneal_lexicon
+from fairseq_signlang.tools.sign_lexicon import HardLexiconScore, temper_lexicon
 
 
 def measure(text, signed, units_per_word, purity, count_errors, robust, args) -> dict:
@@ -35,7 +35,8 @@ def measure(text, signed, units_per_word, purity, count_errors, robust, args) ->
     rate = count_errors / 2 if robust else 0.0
     score = HardLexiconScore(units, num_units, [[index[w] for w in s] for s in text], len(vocab), self_loop=rate, skip=rate)
     start = time.time()
-    found = anneal_lexicon(score, args.restarts, args.iterations, args.start_temperature, seed=args.seed, desc=f"purity {purity}, count errors {count_errors}")
+    found = temper_lexicon(score, args.chains, args.sweeps, args.min_temperature, args.max_temperature, seed=args.seed,
+                           desc=f"purity {purity}, count errors {count_errors}")
     pairs = [(w, u) for s, t in zip(units, truth) for u, w in zip(s, t)]
     oracle = cluster_purity(pairs)
     oracle_assignment = np.array([index.get(oracle["majority"].get(u, vocab[0]), 0) for u in range(num_units)])
@@ -44,7 +45,7 @@ def measure(text, signed, units_per_word, purity, count_errors, robust, args) ->
         "accuracy": round(100 * float(np.mean([vocab[found["assignment"][u]] == w for w, u in pairs])), 2),
         "oracle": round(100 * oracle["purity"], 2),
         "majority": round(100 * Counter(w for w, _ in pairs).most_common(1)[0][1] / len(pairs), 2),
-        "score_found": round(max(r["score"] for r in found["restarts"]), 1), "score_oracle_lexicon": round(score(oracle_assignment), 1),
+        "score_found": round(found["score"], 1), "score_oracle_lexicon": round(score(oracle_assignment), 1),
         "seconds": round(time.time() - start, 1),
     }
 
@@ -57,9 +58,10 @@ def main(argv=None):
     ap.add_argument("--units-per-word", type=int, default=2)
     ap.add_argument("--purities", type=float, nargs="+", default=[1.0, 0.9, 0.8, 0.7])
     ap.add_argument("--count-errors", type=float, nargs="+", default=[0.0, 0.1, 0.25])
-    ap.add_argument("--restarts", type=int, default=3)
-    ap.add_argument("--iterations", type=int, default=300_000)
-    ap.add_argument("--start-temperature", type=float, default=100.0)
+    ap.add_argument("--chains", type=int, default=32)
+    ap.add_argument("--sweeps", type=int, default=2000)
+    ap.add_argument("--min-temperature", type=float, default=0.05)
+    ap.add_argument("--max-temperature", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=21, help="text source seed (the tests use 13)")
     args = ap.parse_args(argv)
     sentences = markov_sentences(args.words, 2 * args.sentences, seed=args.seed, min_len=3, max_len=5)

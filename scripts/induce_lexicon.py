@@ -3,14 +3,15 @@
 (fairseq_signlang/tools/sign_lexicon.py).
 
 The video corpus's sign units (scripts/sign_units.py) and the text corpus's words, unpaired,
-are deciphered from --restarts random starts, and the start whose likelihood is highest is kept
-(no labels):
-  --search anneal  each unit is one word's (a homophonic substitution cipher); simulated
-                   annealing over those assignments, scored by the likelihood of the unit
-                   sentences under the text's bigram model (fast: counts, no corpus pass)
+are deciphered without labels:
+  --search temper  each unit is one word's (a homophonic substitution cipher); parallel
+                   tempering over those assignments (--chains at temperatures from
+                   --min-temperature to --max-temperature, --sweeps), scored by the likelihood of
+                   the unit sentences under the text's bigram model (fast: counts, no corpus pass)
   --search em      speech2sign-U's decipherment criterion through fairseq-hydra-train
-                   (examples/speech2sign_u/word_decipher_tiny.yaml, EM from a random start),
-                   the words in the role of sign units; translations by Viterbi
+                   (examples/speech2sign_u/word_decipher_tiny.yaml, EM from --restarts random
+                   starts, the lowest final training loss kept), the words in the role of sign
+                   units; translations by Viterbi
 Every training clip is then translated word by word into {out}/train_pseudo.tsv, a clip
 manifest whose text column is the pseudo translation. Where the manifests have text, {out}/lexicon.json reports the accuracy per
 segment against the words by position, beside the oracle (the units' purity: the best any
@@ -32,24 +33,30 @@ def main(argv=None):
     ap.add_argument("--video-data", required=True, help="the clip manifests the units were made from")
     ap.add_argument("--out", required=True)
     ap.add_argument("--eval-splits", nargs="*", default=["valid", "test"])
-    ap.add_argument("--search", choices=SEARCHES, default="anneal")
-    ap.add_argument("--restarts", type=int, default=4)
-    ap.add_argument("--iterations", type=int, default=300_000, help="anneal: moves per start")
-    ap.add_argument("--start-temperature", type=float, default=100.0, help="anneal: falls linearly to 0")
-    ap.add_argument("--self-loop", type=float, default=0.0, help="anneal: probability that a word repeats (a sign cut in two)")
-    ap.add_argument("--skip", type=float, default=0.0, help="anneal: probability that a word is skipped (merged into its neighbour)")
+    ap.add_argument("--search", choices=SEARCHES, default="temper")
+    ap.add_argument("--chains", type=int, default=32, help="temper: chains, one per temperature")
+    ap.add_argument("--sweeps", type=int, default=2000, help="temper: sweeps over the units per chain")
+    ap.add_argument("--min-temperature", type=float, default=0.05, help="temper: the coldest chain's, in units of a unit's mean count")
+    ap.add_argument("--max-temperature", type=float, default=10.0, help="temper: the hottest chain's (geometric in between)")
+    ap.add_argument("--self-loop", type=float, default=0.0, help="temper: probability that a word repeats (a sign cut in two)")
+    ap.add_argument("--skip", type=float, default=0.0, help="temper: probability that a word is skipped (merged into its neighbour)")
+    ap.add_argument("--restarts", type=int, default=4, help="em: random starts")
     ap.add_argument("--max-update", type=int, default=80, help="em: EM iterations per start")
     ap.add_argument("--seed", type=int, default=1, help="seeds the starts")
     ap.add_argument("--config", default="word_decipher_tiny", help="em: a config of examples/speech2sign_u")
     args = ap.parse_args(argv)
     try:
-        report = induce_lexicon(args.units, args.text, args.video_data, args.out, args.eval_splits, args.search, args.restarts,
-                                args.iterations, args.start_temperature, args.self_loop, args.skip, args.max_update, args.seed, args.config)
+        report = induce_lexicon(args.units, args.text, args.video_data, args.out, args.eval_splits, search=args.search, chains=args.chains,
+                                sweeps=args.sweeps, min_temperature=args.min_temperature, max_temperature=args.max_temperature,
+                                self_loop=args.self_loop, skip=args.skip, restarts=args.restarts, max_update=args.max_update,
+                                seed=args.seed, config=args.config)
     except (CorpusError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
-    for r in report["restarts"]:
-        value = f"final training loss {r['train_loss']:.4f}" if "train_loss" in r else f"log likelihood {r['score']:.1f}"
-        print(f"start {r['restart']}: {value}" + ("  (kept)" if r["restart"] == report["chosen"] else ""))
+    if report["search"] == "em":
+        for r in report["runs"]:
+            print(f"start {r['restart']}: final training loss {r['train_loss']:.4f}" + ("  (kept)" if r["restart"] == report["chosen"] else ""))
+    else:
+        print(f"log likelihood of the lexicon: {report['score']:.1f}")
     print("| split | segments | accuracy (translation) | lexicon alone | oracle (purity) | most frequent word |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for split, s in report["splits"].items():

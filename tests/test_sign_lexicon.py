@@ -13,7 +13,7 @@ from fairseq_signlang.corpora.uslnet_corpus import build_word_sign_corpus
 from fairseq_signlang.features.sign_segments import LengthMatchedCounts, hand_speed, position_labels, speed_peak_bounds, uniform_bounds
 from fairseq_signlang.corpora.synthetic.simulated_units import markov_sentences, segmented_sign_units
 from fairseq_signlang.io.video import read_clip_manifest
-from fairseq_signlang.tools.sign_lexicon import HardLexiconScore, anneal_lexicon
+from fairseq_signlang.tools.sign_lexicon import HardLexiconScore, temper_lexicon
 
 from .conftest import run_script
 
@@ -41,19 +41,36 @@ def test_speed_peaks_cut_where_the_hands_travel():
     assert position_labels([(0, 5), (5, 10)], 10, ["a", "b", "c"]) == ["a", "c"]
 
 
-def test_annealing_deciphers_a_homophonic_lexicon():
-    """Text and unit sentences from disjoint halves of one bigram source (seed 13, not tuned on),
-    each word written as either of two units: annealing finds every unit's word, and the start
-    it keeps is the most likely. (On clean units of the word-sign corpus EM from random starts
-    stopped at valid UER 68 and 89; see examples/uslnet/README.md.)"""
-    sentences = [[int(w[1:]) for w in s] for s in markov_sentences(20, 2000, seed=13, min_len=3, max_len=5)]
-    rng = np.random.default_rng(13)
+def test_unit_scores_are_the_score_changes_of_one_unit():
+    rng = np.random.default_rng(0)
+    words = [list(rng.integers(6, size=rng.integers(2, 6))) for _ in range(50)]
+    units = [list(rng.integers(9, size=rng.integers(2, 6))) for _ in range(60)]
+    score = HardLexiconScore(units, 9, words, 6, self_loop=0.1, skip=0.05)
+    states = rng.integers(6, size=(3, 9))
+    for u in (0, 4, 8):
+        fast = score.unit_scores(states.copy(), u)
+        for c, state in enumerate(states):
+            full = np.array([score(np.r_[state[:u], w, state[u + 1:]]) for w in range(6)])
+            np.testing.assert_allclose(fast[c] - fast[c, 0], full - full[0], atol=1e-8)
+    np.testing.assert_allclose(score.batch(states), [score(s) for s in states])
+
+
+@pytest.mark.parametrize("seed", [13, 41])
+def test_tempering_deciphers_a_homophonic_lexicon(seed):
+    """Text and unit sentences from disjoint halves of one bigram source, each word written as
+    either of two units: tempering finds every unit's word. Seed 41 is one where simulated
+    annealing (300 000 single-unit moves, 4 starts) stopped at 50 %: the second unit of many
+    words read as the most frequent word. (EM from random starts stopped at valid UER 68 and 89
+    on clean units of the word-sign corpus; see examples/uslnet/README.md.)"""
+    sentences = [[int(w[1:]) for w in s] for s in markov_sentences(20, 2000, seed=seed, min_len=3, max_len=5)]
+    rng = np.random.default_rng(seed)
     units = [[2 * w + int(rng.integers(2)) for w in s] for s in sentences[1000:]]
     score = HardLexiconScore(units, 40, sentences[:1000], 20)
-    result = anneal_lexicon(score, restarts=3, seed=1)  # 300 000 moves from 100 down to 0 each
+    result = temper_lexicon(score, chains=16, sweeps=600, seed=1)
     truth = np.arange(40) // 2
     assert result["assignment"].tolist() == truth.tolist()
-    assert max(r["score"] for r in result["restarts"]) == pytest.approx(score(truth), abs=1e-3)
+    assert result["score"] == pytest.approx(score(truth), abs=1e-3)
+    assert result["score"] >= max(c["final_score"] for c in result["chains"]) - 1e-6
     swapped = truth.copy()
     swapped[[0, 2]] = swapped[[2, 0]]
     assert score(swapped) < score(truth) - 10
@@ -81,21 +98,21 @@ def test_units_carry_the_words_and_the_lexicon_reads_them(corpus, tmp_path):
         assert s["purity"] > s["majority_word_share"] + 30, s  # units tell the words apart
         assert s["count_accuracy"] > 50, s
     assert "| train |" in proc.stdout
-    for search, options in (("anneal", ["--iterations", "20000", "--self-loop", "0.1", "--skip", "0.1"]), ("em", ["--max-update", "20"])):
+    for search, options in (("temper", ["--chains", "8", "--sweeps", "200", "--self-loop", "0.1", "--skip", "0.1"]),
+                            ("em", ["--restarts", "2", "--max-update", "20"])):
         lexicon = str(tmp_path / f"lexicon_{search}")
         proc = run_script("induce_lexicon.py", "--units", units, "--text", f"{corpus}/text/train.txt", "--video-data", f"{corpus}/video",
-                          "--out", lexicon, "--search", search, "--restarts", "2", *options)
+                          "--out", lexicon, "--search", search, *options)
         assert proc.returncode == 0, proc.stderr[-3000:]
         check_lexicon_report(json.load(open(f"{lexicon}/lexicon.json")), report, units, corpus, lexicon)
-        assert "(kept)" in proc.stdout and "| train |" in proc.stdout
+        assert ("(kept)" if search == "em" else "log likelihood of the lexicon") in proc.stdout and "| train |" in proc.stdout
 
 
 def check_lexicon_report(result, report, units, corpus, lexicon):
-    chosen = result["restarts"][result["chosen"]]
-    if result["search"] == "em":  # chosen without labels: the lowest training loss, the highest likelihood
-        assert chosen["train_loss"] == min(r["train_loss"] for r in result["restarts"])
-    else:
-        assert chosen["score"] == max(r["score"] for r in result["restarts"])
+    if result["search"] == "em":  # chosen without labels: the lowest training loss
+        assert result["runs"][result["chosen"]]["train_loss"] == min(r["train_loss"] for r in result["runs"])
+    else:  # the most likely state seen, made greedy: at least as likely as any chain's last
+        assert len(result["chains"]) == 8 and result["score"] >= max(c["final_score"] for c in result["chains"]) - 1e-3
     # the decipherment does not yet find the lexicon on this corpus (see examples/uslnet/README.md,
     # "Lexicon step"): the test holds the report to its definitions, not to a learning target
     for split in ("train", "valid", "test"):
@@ -129,7 +146,7 @@ def test_segmented_sign_units_model_purity_and_count_errors():
 
 def test_lexicon_benchmark_writes_its_table(tmp_path):
     proc = run_script("bench_lexicon.py", "--out", tmp_path, "--words", "8", "--sentences", "300", "--purities", "1.0",
-                      "--count-errors", "0", "0.2", "--restarts", "1", "--iterations", "5000")
+                      "--count-errors", "0", "0.2", "--chains", "4", "--sweeps", "100")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.load(open(tmp_path / "results.json"))["rows"]
     assert [(r["count_errors"], r["robust_bigram"]) for r in rows] == [(0.0, False), (0.2, False), (0.2, True)]

@@ -7,10 +7,10 @@ lexicon by decipherment, and word-by-word pseudo-parallel data.
                   a unit-to-word lexicon from several random starts, the most likely kept (no
                   labels), and every training clip translated word by word into a
                   pseudo-parallel manifest. Two searches:
-                    anneal  each unit is one word's (a homophonic substitution cipher, as
-                            classical decipherment treats many symbols per letter); simulated
-                            annealing over those assignments, scored by the likelihood of the
-                            video corpus under the text's bigram model (`anneal_lexicon`)
+                    temper  each unit is one word's (a homophonic substitution cipher, as
+                            classical decipherment treats many symbols per letter); parallel
+                            tempering over those assignments, scored by the likelihood of the
+                            video corpus under the text's bigram model (`temper_lexicon`)
                     em      speech2sign-U's decipherment criterion through fairseq-hydra-train,
                             the text words in the role of sign units, translations by Viterbi
 """
@@ -36,7 +36,7 @@ from fairseq_signlang.tools.reports import write_json
 from fairseq_signlang.tools.training import REPO_DIR, log_records, run_hydra_train
 
 SEGMENTATIONS = ("uniform", "speed")
-SEARCHES = ("anneal", "em")
+SEARCHES = ("temper", "em")
 # the hands' x and y in GloveTracker's features (right hand, then left)
 GLOVE_POSITIONS = (PER_HAND.index("x"), PER_HAND.index("y"), len(PER_HAND) + PER_HAND.index("x"), len(PER_HAND) + PER_HAND.index("y"))
 
@@ -156,42 +156,80 @@ class HardLexiconScore:
         self._unit_entropy = float((self.counts[seen] * np.log(self.counts[seen])).sum())
 
     def __call__(self, assignment: np.ndarray) -> float:
-        words = np.r_[assignment, self.num_words]
-        language = float((self.bigrams * self.log_probs[words[:, None], words[None, :]]).sum())
-        totals = np.bincount(assignment, weights=self.counts, minlength=self.num_words)
-        totals = totals[totals > 0]
-        return language + self._unit_entropy - float((totals * np.log(totals)).sum())
+        return float(self.batch(np.asarray(assignment)[None])[0])
+
+    def batch(self, assignments: np.ndarray) -> np.ndarray:
+        """(C, K) assignments -> (C,) scores."""
+        C = len(assignments)
+        words = np.concatenate([assignments, np.full((C, 1), self.num_words)], axis=1)  # (C, K + 1)
+        language = (self.bigrams * self.log_probs[words[:, :, None], words[:, None, :]]).sum((1, 2))
+        return language + self._unit_entropy - _xlogx(self._word_totals(assignments)).sum(1)
+
+    def unit_scores(self, assignments: np.ndarray, u: int) -> np.ndarray:
+        """(C, K) assignments -> (C, V): the score of each assignment with unit u read as each
+        word, up to a constant per row. Only the bigrams through u and the totals of two words
+        change with u's word, so this costs O(K V), not V full scores."""
+        V, B, L = self.num_words, self.bigrams, self.log_probs
+        C = len(assignments)
+        old = assignments[:, u]
+        words = np.concatenate([assignments, np.full((C, 1), V)], axis=1)  # (C, K + 1)
+        out_of_u = np.einsum("vck,k->cv", L[:V][:, words], B[u])  # bigrams u -> j, u read as v
+        into_u = np.einsum("ckv,k->cv", L[words][:, :, :V], B[:, u])  # bigrams i -> u
+        loop = B[u, u] * (np.diag(L)[None, :V] - L[:V, old].T - L[old, :V])  # u -> u was counted in both, at u's old word
+        totals = self._word_totals(assignments)
+        totals[np.arange(C), old] -= self.counts[u]
+        return out_of_u + into_u + loop - (_xlogx(totals + self.counts[u]) - _xlogx(totals))
+
+    def _word_totals(self, assignments: np.ndarray) -> np.ndarray:
+        """(C, K) -> (C, V): each word's unit count under each assignment."""
+        totals = np.zeros((len(assignments), self.num_words))
+        np.add.at(totals, (np.arange(len(assignments))[:, None], assignments), self.counts[None, :])
+        return totals
 
 
-def anneal_lexicon(score: HardLexiconScore, restarts: int = 4, iterations: int = 300_000, start_temperature: float = 100.0,
-                   seed: int = 0, desc: str = "annealing") -> Dict:
-    """Simulated annealing over unit-to-word assignments (one unit moved at a time, the
-    temperature falling linearly to zero), from `restarts` random assignments; the assignment
-    with the highest score over all of them wins."""
+def _xlogx(x: np.ndarray) -> np.ndarray:
+    return x * np.log(np.maximum(x, 1e-300))
+
+
+def temper_lexicon(score: HardLexiconScore, chains: int = 16, sweeps: int = 1000, min_temperature: float = 0.05,
+                   max_temperature: float = 10.0, seed: int = 0, desc: str = "tempering") -> Dict:
+    """Parallel tempering over unit-to-word assignments. Each chain sweeps the units in random
+    order, drawing each unit's word from its conditional at the chain's temperature (a
+    heat-bath move); after every sweep neighbouring temperatures swap states by the Metropolis
+    rule. Hot chains roam, cold ones refine, and swaps carry good states down: one cooling
+    schedule (simulated annealing) falls into a trap where the second unit of many words is read
+    as the most frequent word, which no single-unit move leaves. Temperatures (geometric from
+    `min_temperature` to `max_temperature`) are in units of the mean count of a unit, so the
+    ladder fits any corpus size. The most likely state seen, made greedy (each unit its best word
+    until none changes), wins."""
     rng = np.random.default_rng(seed)
     K, V = score.num_units, score.num_words
-    runs = []
-    for r in tqdm(range(restarts), desc=desc, unit="start"):
-        assignment = rng.integers(V, size=K)
-        current = score(assignment)
-        best = (current, assignment.copy())
-        units, words, coins = rng.integers(K, size=iterations), rng.integers(V, size=iterations), rng.random(iterations)
-        for it in range(iterations):
-            u, w = units[it], words[it]
-            if w == assignment[u]:
-                continue
-            old, assignment[u] = assignment[u], w
-            new = score(assignment)
-            temperature = start_temperature * (1 - it / iterations) + 1e-9
-            if new >= current or coins[it] < np.exp((new - current) / temperature):
-                current = new
-                if current > best[0]:
-                    best = (current, assignment.copy())
-            else:
-                assignment[u] = old
-        runs.append({"restart": r, "score": best[0], "assignment": best[1]})
-    chosen = max(runs, key=lambda x: x["score"])
-    return {"assignment": chosen["assignment"], "chosen": chosen["restart"], "restarts": [{"restart": x["restart"], "score": round(x["score"], 3)} for x in runs]}
+    scale = score.counts.sum() / max(1, int((score.counts > 0).sum()))
+    temperatures = scale * np.geomspace(min_temperature, max_temperature, chains)  # (C,), coldest first
+    states = rng.integers(V, size=(chains, K))
+    values = score.batch(states)
+    best_value, best_state = float(values.max()), states[values.argmax()].copy()
+    for _ in tqdm(range(sweeps), desc=desc, unit="sweep"):
+        for u in rng.permutation(K):
+            logits = score.unit_scores(states, u) / temperatures[:, None]  # (C, V)
+            probs = np.exp(logits - logits.max(1, keepdims=True)).cumsum(1)
+            states[:, u] = np.minimum((probs < rng.random(chains)[:, None] * probs[:, -1:]).sum(1), V - 1)
+        values = score.batch(states)
+        if values.max() > best_value:
+            best_value, best_state = float(values.max()), states[values.argmax()].copy()
+        for c in range(chains - 1):  # replica exchange between neighbouring temperatures
+            log_ratio = (values[c + 1] - values[c]) * (1 / temperatures[c] - 1 / temperatures[c + 1])
+            if log_ratio >= 0 or rng.random() < np.exp(log_ratio):
+                states[[c, c + 1]], values[[c, c + 1]] = states[[c + 1, c]], values[[c + 1, c]]
+    changed = True
+    while changed:
+        changed = False
+        for u in range(K):
+            word = int(score.unit_scores(best_state[None], u)[0].argmax())
+            changed |= word != best_state[u]
+            best_state[u] = word
+    return {"assignment": best_state, "score": round(score(best_state), 3),
+            "chains": [{"temperature": round(float(t), 3), "final_score": round(float(v), 3)} for t, v in zip(temperatures, values)]}
 
 
 def _em_search(data: str, out: str, evals: Sequence[str], restarts: int, max_update: int, seed: int, config: str):
@@ -220,12 +258,13 @@ def _em_search(data: str, out: str, evals: Sequence[str], restarts: int, max_upd
     return runs, chosen["restart"], lexicon, translations
 
 
-def induce_lexicon(units_dir: str, text: str, video_data: str, out: str, eval_splits: Sequence[str] = ("valid", "test"),
-                   search: str = "anneal", restarts: int = 4, iterations: int = 300_000, start_temperature: float = 100.0,
-                   self_loop: float = 0.0, skip: float = 0.0, max_update: int = 80, seed: int = 1, config: str = "word_decipher_tiny") -> Dict:
-    """Decipher the video units against the text words (`search`: anneal or em), keeping the
-    most likely start. Writes {out}/lexicon.json and {out}/train_pseudo.tsv (the training clips
-    with their word-by-word translations as text)."""
+def induce_lexicon(units_dir: str, text: str, video_data: str, out: str, eval_splits: Sequence[str] = ("valid", "test"), *,
+                   search: str = "temper", chains: int = 32, sweeps: int = 2000, min_temperature: float = 0.05, max_temperature: float = 10.0,
+                   self_loop: float = 0.0, skip: float = 0.0, restarts: int = 4, max_update: int = 80, seed: int = 1,
+                   config: str = "word_decipher_tiny") -> Dict:
+    """Decipher the video units against the text words (`search`: temper, or em from `restarts`
+    starts, the most likely kept). Writes {out}/lexicon.json and {out}/train_pseudo.tsv (the
+    training clips with their word-by-word translations as text)."""
     if search not in SEARCHES:
         raise ValueError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
     sentences = read_text_sentences(text)
@@ -249,19 +288,19 @@ def induce_lexicon(units_dir: str, text: str, video_data: str, out: str, eval_sp
     write_dictionary(os.path.join(data, "dict.sign.txt"), sentences, extra)
     if search == "em":
         runs, chosen, lexicon, translations = _em_search(data, out, evals, restarts, max_update, seed, config)
+        search_report = {"runs": runs, "chosen": chosen}
     else:
         vocabulary = [w for w, _ in Counter(w for s in sentences for w in s).most_common()]
         index = {w: i for i, w in enumerate(vocabulary)}
         score = HardLexiconScore([u.tolist() for u in units["train"]], clusters, [[index[w] for w in s] for s in sentences], len(vocabulary),
                                  self_loop, skip)
-        result = anneal_lexicon(score, restarts, iterations, start_temperature, seed)
-        runs, chosen = result["restarts"], result["chosen"]
+        result = temper_lexicon(score, chains, sweeps, min_temperature, max_temperature, seed)
+        search_report = {"chains": result["chains"], "score": result["score"]}
         lexicon = {u: vocabulary[w] for u, w in enumerate(result["assignment"].tolist())}
         translations = {split: [[lexicon[int(u)] for u in s] for s in units[split]] for split in ["train", *evals]}
     seen = {int(u) for s in units["train"] for u in s}
     lexicon = {u: w for u, w in lexicon.items() if u in seen}  # a unit training never saw has no reading
-    report = {"units": os.path.abspath(units_dir), "text": os.path.abspath(text), "search": search, "restarts": runs, "chosen": chosen,
-              "splits": {}}
+    report = {"units": os.path.abspath(units_dir), "text": os.path.abspath(text), "search": search, **search_report, "splits": {}}
     for split in ["train", *evals]:
         if labels[split] is None:
             continue
