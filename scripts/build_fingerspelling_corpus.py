@@ -18,7 +18,8 @@ Pool (one of):  --pool DIR (a.npy ... z.npy, each (exemplars, dim) features of o
 Writes OUT/sign/{split}.npy/.lengths/.ltr/.exemplars, OUT/speech/{split}.ltr/.wrd (and, with
 --simulate-speech DIM, simulated segment features OUT/speech/{split}.npy/.lengths) and
 OUT/summary.json, whose sentence_ids name the sentences of each side (0-based; for --text,
-the line number - 1) so real speech features can be put in the same order.
+the line number - 1) so real speech features can be put in the same order; then prints how
+unpaired the speech and sign letters are (scripts/check_unpaired.py's report).
 """
 import argparse
 import os
@@ -30,6 +31,7 @@ from fairseq_signlang.corpora.fingerspelling import (
 )
 from fairseq_signlang.io.readers import CorpusError, numbered_lines, require_file
 from fairseq_signlang.corpora.text_sources import kjv_sentences, stdlib_docstring_sentences, words_of
+from fairseq_signlang.tools.unpairedness import check_unpaired, print_summary
 
 
 def main():
@@ -92,6 +94,12 @@ def main():
         f"pool {pool_dir}, {args.pool_size} exemplars per letter, dim {summary['sign_dim']}"
         + (f"; simulated speech dim {args.simulate_speech}" if speech else "")
     )
+    refs = [os.path.join(args.out, "speech", f"{split}.ltr") for split in splits if split != "train"]
+    try:
+        print_summary(check_unpaired(os.path.join(args.out, "speech", "train.ltr"), os.path.join(args.out, "sign", "train.ltr"), refs,
+                                     names=("speech", "sign")))
+    except CorpusError as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ manifests with their text. See the module's docstring for the layout.
 
 --binarize then runs scripts/prepare_text.py on text/{train,valid,test}.txt into text/bin
 (task.data of task uslnet) with a word-level sentencepiece model: every word is one piece.
+Afterwards it prints how unpaired the text and video halves are and whether they hold valid or
+test sentences (scripts/check_unpaired.py's report).
 """
 import argparse
 import os
@@ -17,6 +19,7 @@ import time
 
 from fairseq_signlang.io.readers import numbered_lines, require_file
 from fairseq_signlang.corpora.uslnet_corpus import build_word_sign_corpus
+from fairseq_signlang.tools.unpairedness import check_unpaired, print_summary
 
 
 def binarize_text(corpus: dict, workers: int = 1) -> str:
@@ -76,6 +79,9 @@ def main(argv=None):
             print(f"warning: the video half has no sign of: {' '.join(corpus['video_train_missing_words'])}")
         if args.binarize:
             print(f"binarized text side: {binarize_text(corpus, max(1, args.workers))}")
+        paths = corpus["paths"]
+        print_summary(check_unpaired(paths["text_train"], paths["video_train"], [paths["text_valid"], paths["text_test"]],
+                                     names=("text", "video")))
     except (ValueError, RuntimeError) as e:  # CorpusError is a ValueError
         sys.exit(f"error: {e}")
 

@@ -7,6 +7,8 @@
    and position, speed, movement size vary; a few word pairs get visually similar signs).
    scripts/build_word_corpus.py's library call builds the corpora: for training, the sign side
    is the same sentences shuffled (the pairing hidden); valid and test are paired for scoring.
+   The unpairedness report (scripts/check_unpaired.py) of the training sides against valid and
+   test is printed and written to unpairedness.json (and disjoint/unpairedness.json).
 3. Speech: flite and espeak-ng voices at two speaking rates speak every sentence word by word,
    so word boundaries are exact; a random voice per sentence.
 4. The scripts a user runs on their own data: speech manifests, log-mel features (the offline
@@ -45,6 +47,7 @@ from fairseq_signlang.io.writers import atomic_open, write_lines, write_unit_sen
 from fairseq_signlang.io.video import read_video, write_video
 from fairseq_signlang.tools.reports import build_summary, builds_table, training_curves, write_json
 from fairseq_signlang.tools.training import REPO_DIR, add_demo_training_args, train_demo_model
+from fairseq_signlang.tools.unpairedness import check_unpaired, print_summary
 
 SPLITS = ("train", "valid", "test")
 FPS, SIZE = 25, 96
@@ -147,6 +150,7 @@ def main():
     for split in SPLITS:
         build_word_corpus(split_sentences[split], pool, args.vocab, f"{out}/corpus/{split}", pairing="hidden" if split == "train" else "paired",
                           seed=args.seed, vocab=vocab)
+    report_unpairedness(f"{out}/corpus/train", out, out)
 
     print("[3/6] speech from flite and espeak-ng, word by word")
     try:
@@ -205,8 +209,16 @@ def main():
         write_lines(os.path.join(samples, f"test{i}.txt"), [" ".join(words)])
     write_json(os.path.join(out, "summary.json"), summary)
     print(builds_table(summary))
-    print(f"wrote {out}/summary.json, metrics.json, rankings.json, alignments.png, training_curves.png, purity.json, samples/"
+    print(f"wrote {out}/summary.json, unpairedness.json, metrics.json, rankings.json, alignments.png, training_curves.png, purity.json, samples/"
           + (" and disjoint/" if "disjoint" in summary else "") + f" in {(time.time() - started) / 60:.1f} min")
+
+
+def report_unpairedness(corpus: str, out: str, run_out: str) -> None:
+    """Print how unpaired a training corpus's speech and sign sides are and whether they hold
+    valid or test sentences (scripts/check_unpaired.py's report); write it to run_out."""
+    refs = [f"{out}/corpus/{split}/speech.jsonl" for split in ("valid", "test")]
+    report = check_unpaired(f"{corpus}/speech.jsonl", f"{corpus}/sign.jsonl", refs, names=("speech", "sign"))
+    print_summary(report, os.path.join(run_out, "unpairedness.json"))
 
 
 def build_disjoint(out: str, train_sentences, pool: ClipPool, vocab, k_speech: int, seed: int) -> str:
@@ -216,6 +228,7 @@ def build_disjoint(out: str, train_sentences, pool: ClipPool, vocab, k_speech: i
     print("      disjoint build: speech and sign from different halves of the training sentences")
     corpus = f"{out}/corpus/train_disjoint"
     build_word_corpus(train_sentences, pool, len(vocab), corpus, pairing="disjoint", seed=seed, vocab=vocab)
+    report_unpairedness(corpus, out, os.path.join(out, "disjoint"))
     with open(f"{out}/corpus/train/speech.jsonl", encoding="utf-8") as f:
         line_of_utt = {json.loads(line)["utt"]: i for i, line in enumerate(f)}
     with open(f"{corpus}/speech.jsonl", encoding="utf-8") as f:

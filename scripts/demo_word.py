@@ -7,7 +7,9 @@
    imperfect purity, one sign unit per word with a few visually similar pairs sharing one;
    every sentence rendered in both modalities and the sign side shuffled, so the pairing is
    hidden (as ASL LibriSpeech); and the disjoint build, speech and sign from different halves of
-   the sentences (separately collected corpora), under --out/disjoint.
+   the sentences (separately collected corpora), under --out/disjoint. Each build's unpairedness
+   report (scripts/check_unpaired.py, over the words the units render) is printed and written
+   to unpairedness.json.
 3. Training through fairseq-hydra-train (examples/speech2sign_u/word_decipher_tiny.yaml: 200
    updates of the paper's L1 terms, then decipherment by EM; checkpoints chosen by speech_nll).
 4. DTW retrieval on the test split: metrics.json, rankings.json, alignments.png,
@@ -24,6 +26,7 @@ from fairseq_signlang.corpora.synthetic.simulated_units import UnitCorpusSpec, b
 from fairseq_signlang.corpora.text_sources import kjv_sentences, restrict_vocabulary, text_file_sentences
 from fairseq_signlang.tools.reports import build_summary, builds_table, training_curves, write_json
 from fairseq_signlang.tools.training import add_demo_training_args, train_demo_model
+from fairseq_signlang.tools.unpairedness import check_unpaired, print_summary
 
 
 
@@ -83,6 +86,8 @@ def main():
         print(f"[2/4] {build} build: unit corpus with a known mapping")
         truth = build_unit_corpus(kept, vocab, data, UnitCorpusSpec(disjoint_halves=build == "disjoint", seed=args.seed))
         print(f"      {truth['sentences']}, similar sign pairs: {truth['similar_sign_pairs']}")
+        print_summary(check_unpaired(f"{data}/train.src.wrd", f"{data}/train.sign.wrd", [f"{data}/valid.wrd", f"{data}/test.wrd"],
+                                     names=("speech", "sign")), os.path.join(run_out, "unpairedness.json"))
 
         print(f"[3/4] {build} build: fairseq-hydra-train (examples/speech2sign_u/{args.config}.yaml)")
         ckpt_dir, log_text = train_demo_model(data, run_out, args.max_update, args.seed, args.config,
@@ -102,7 +107,7 @@ def main():
         summary[build] = build_summary(metrics, data, len(task.datasets["test"]))
     write_json(os.path.join(out, "summary.json"), summary)
     print(builds_table(summary))
-    print(f"wrote {out}/summary.json, metrics.json, rankings.json, alignments.png, training_curves.png, mapping.png"
+    print(f"wrote {out}/summary.json, unpairedness.json, metrics.json, rankings.json, alignments.png, training_curves.png, mapping.png"
           + (" (and the same under disjoint/)" if "disjoint" in summary else ""))
 
 

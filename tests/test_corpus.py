@@ -81,6 +81,10 @@ def test_demo_script_writes_metrics_and_pictures(tmp_path):
     for row in summary.values():
         assert 0 < row["oracle_uer"] < row["majority_uer"] and row["chance_recall@1"] == 0.5  # 200 test sentences
     assert "| hidden |" in proc.stdout and "| disjoint |" in proc.stdout
+    # each build's unpairedness report, over the words the units render
+    assert "paired: the sides render the same sentences" in proc.stdout
+    hidden, disjoint = (json.loads((folder / "unpairedness.json").read_text())["between_sides"] for folder in (out, out / "disjoint"))
+    assert hidden["same_sentences"] and hidden["a_in_b_share"] == 100.0 and not disjoint["same_sentences"]
 
 
 def test_demo_script_reports_missing_text(tmp_path):

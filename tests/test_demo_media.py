@@ -51,3 +51,7 @@ def test_media_demo_writes_metrics_samples_and_purity(tmp_path):
     assert summary["disjoint"]["uer"] == json.loads((out / "disjoint" / "metrics.json").read_text())["uer"]
     for row in summary.values():
         assert 0 < row["oracle_uer"] < row["majority_uer"] <= 100 and row["chance_recall@1"] > 0
+    # the unpairedness report of each build's training sides
+    assert "paired: the sides render the same sentences" in proc.stdout
+    hidden, disjoint = (json.loads((folder / "unpairedness.json").read_text())["between_sides"] for folder in (out, out / "disjoint"))
+    assert hidden["same_sentences"] and not disjoint["same_sentences"] and disjoint["a_in_b_share"] < 50

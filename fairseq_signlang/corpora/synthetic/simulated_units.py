@@ -66,7 +66,9 @@ def build_unit_corpus(sentences: Sequence[Sequence[str]], vocab: Sequence[str], 
     """Write a speech2sign_u_word data folder and return its ground truth.
 
     Files: dict.src.txt, dict.sign.txt, {train,valid,test}.src, train.sign, {valid,test}.ref,
-    ground_truth.json (the word -> cluster / sign unit maps, for analysis).
+    ground_truth.json (the word -> cluster / sign unit maps, for analysis), and the words each
+    line renders, for analysis only (scripts/check_unpaired.py): train.src.wrd, train.sign.wrd,
+    {valid,test}.wrd (the words of both {split}.src and {split}.ref).
     """
     rng = np.random.default_rng(spec.seed)
     V = len(vocab)
@@ -121,6 +123,8 @@ def build_unit_corpus(sentences: Sequence[Sequence[str]], vocab: Sequence[str], 
         written[f"{split}.ref"] = [sign_units(s) for s in sents]
     for name, sents in written.items():
         write_unit_sentences(os.path.join(out_dir, name), sents)
+    for name, sents in (("train.src", train_speech), ("train.sign", train_sign), ("valid", valid), ("test", test)):
+        write_unit_sentences(os.path.join(out_dir, f"{name}.wrd"), sents)
     if spec.feature_dim > 0:
         prototypes = rng.normal(size=(V, spec.feature_dim)).astype(np.float32)
         word_of_cluster = np.empty(V * c, dtype=np.int64)
