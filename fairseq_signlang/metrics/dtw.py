@@ -10,6 +10,12 @@ Costs are laid out cells-major, (N, M, P) with the pairs last: cell (i, d - i) o
 sits at flat row d + i (M - 1), so a diagonal is a strided slice of rows and each row holds
 one contiguous value per pair.
 
+An optional Sakoe-Chiba band keeps the path near the diagonal: cell (i, j) of a pair of lengths
+(n, m) is allowed when j - i lies within [min(0, m - n) - band, max(0, m - n) + band], the band
+widened by the length difference so the last cell is always reachable. A band changes the
+distance of any pair whose best path leaves it: it is a different metric, not a speed-up of the
+same one, and every pair compared must use the same band.
+
 On the CPU the sweep runs on SWEEP_THREADS threads (one, unless the caller asks otherwise): each
 diagonal is a handful of small ops, too small for torch's intra-op threads to pay off, and when
 other processes hold the cores those threads wait on each other at every op
@@ -39,15 +45,29 @@ def torch_threads(num_threads: Optional[int]):
             torch.set_num_threads(before)
 
 
-def dtw_distance_cells(cost: Tensor, n_lengths: Tensor, m_lengths: Tensor, num_threads: Optional[int] = SWEEP_THREADS) -> Tensor:
+def dtw_distance_cells(
+    cost: Tensor, n_lengths: Tensor, m_lengths: Tensor, num_threads: Optional[int] = SWEEP_THREADS, band: Optional[int] = None
+) -> Tensor:
     """symmetric2 DTW distance of each pair. cost: (N, M, P) cells-major; lengths: (P,).
 
     Cells beyond a pair's own (n, m) may hold anything finite: D[i, j] only depends on cells
     (i', j') with i' <= i and j' <= j, so each pair's distance is read at its own corner.
     num_threads: torch threads for a CPU sweep (None: torch's setting); ignored on a GPU.
+    band: Sakoe-Chiba half-width (module docstring), None for no band.
+    No gradient flows back: the sweep writes into reused buffers (a metric, not a loss).
     """
-    with torch_threads(num_threads if cost.device.type == "cpu" else None):
-        return _sweep(cost, n_lengths, m_lengths)
+    with torch_threads(num_threads if cost.device.type == "cpu" else None), torch.no_grad():
+        return _sweep(cost if band is None else outside_band_to_inf(cost, n_lengths, m_lengths, band), n_lengths, m_lengths)
+
+
+def outside_band_to_inf(cost: Tensor, n_lengths: Tensor, m_lengths: Tensor, band: int) -> Tensor:
+    """A copy of cost (N, M, P) with each pair's cells outside its Sakoe-Chiba band set to inf."""
+    if band < 0:
+        raise ValueError(f"the Sakoe-Chiba band must be >= 0, got {band}")
+    N, M, _ = cost.shape
+    shift = (m_lengths - n_lengths).to(cost.device)  # (P,)
+    offset = (torch.arange(M, device=cost.device)[None, :] - torch.arange(N, device=cost.device)[:, None])[..., None]  # j - i, (N, M, 1)
+    return cost.masked_fill((offset < shift.clamp(max=0) - band) | (offset > shift.clamp(min=0) + band), float("inf"))
 
 
 def _sweep(cost: Tensor, n_lengths: Tensor, m_lengths: Tensor) -> Tensor:
@@ -63,31 +83,38 @@ def _sweep(cost: Tensor, n_lengths: Tensor, m_lengths: Tensor) -> Tensor:
     ends_at = {int(d): (end_diag == d).nonzero().squeeze(1).to(cost.device) for d in end_diag.unique()}
     n = n_cpu.to(cost.device)
     out = cost.new_empty(P)
-    # D of the previous two diagonals, indexed by row i + 1 (row 0 is the i = -1 border).
+    # D of three diagonals in turn, indexed by row i + 1 (row 0 is the i = -1 border). Buffers are
+    # reused without a refill, so each diagonal also sets to inf the two rows around its cells:
+    # the only other rows the next two diagonals read.
     inf = float("inf")
-    prev2 = cost.new_full((N + 1, P), inf)
-    prev1 = cost.new_full((N + 1, P), inf)
-    prev1[1] = c[0]  # diagonal 0: D[0, 0] = c[0, 0]
+    bufs = [cost.new_full((N + 2, P), inf) for _ in range(3)]
+    diag = lambda d: bufs[(d + 1) % 3]  # noqa: E731  D of diagonal d (d >= -1)
+    step = cost.new_empty((N, P))
+    diag(0)[1] = c[0]  # D[0, 0] = c[0, 0]
     for d in range(0, N + M - 1):
+        cur = diag(d)
         if d > 0:
             lo, hi = max(0, d - M + 1), min(d, N - 1)
             cd = c[d + lo * (M - 1) : d + hi * (M - 1) + 1 : M - 1] if M > 1 else c[d : d + 1]  # (k, P)
-            cur = cost.new_full((N + 1, P), inf)
-            best = torch.minimum(prev1[lo : hi + 1], prev1[lo + 1 : hi + 2]) + cd  # up (i-1, j), left (i, j-1)
-            cur[lo + 1 : hi + 2] = torch.minimum(best, prev2[lo : hi + 1] + 2 * cd)  # diagonal (i-1, j-1)
-            prev2, prev1 = prev1, cur
+            best, new = step[: hi - lo + 1], cur[lo + 1 : hi + 2]
+            torch.minimum(diag(d - 1)[lo : hi + 1], diag(d - 1)[lo + 1 : hi + 2], out=best).add_(cd)  # up (i-1, j), left (i, j-1)
+            torch.add(diag(d - 2)[lo : hi + 1], cd, alpha=2, out=new)  # diagonal (i-1, j-1)
+            torch.minimum(new, best, out=new)
+            cur[lo], cur[hi + 2] = inf, inf
         ends = ends_at.get(d)
         if ends is not None:
-            out[ends] = prev1[n[ends], ends]  # row (n-1) + 1
+            out[ends] = cur[n[ends], ends]  # row (n-1) + 1
     return out
 
 
-def dtw_distance(cost: Tensor, n_lengths: Optional[Tensor] = None, m_lengths: Optional[Tensor] = None) -> Tensor:
+def dtw_distance(
+    cost: Tensor, n_lengths: Optional[Tensor] = None, m_lengths: Optional[Tensor] = None, band: Optional[int] = None
+) -> Tensor:
     """symmetric2 DTW distance of each pair. cost: (P, N, M); lengths: (P,), or None for full."""
     P, N, M = cost.shape
     n = torch.full((P,), N) if n_lengths is None else n_lengths
     m = torch.full((P,), M) if m_lengths is None else m_lengths
-    return dtw_distance_cells(cost.permute(1, 2, 0).contiguous(), n, m)
+    return dtw_distance_cells(cost.permute(1, 2, 0).contiguous(), n, m, band=band)
 
 
 def dtw_accumulated_cost(cost: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ import itertools
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 from fairseq import metrics
@@ -31,7 +32,7 @@ from omegaconf import II, MISSING
 from fairseq_signlang.io.readers import CorpusError, load_dictionary, open_feature_array, read_features, read_units, require_file
 from fairseq_signlang.data.packed import PackedSequences
 from fairseq_signlang.data.unpaired_dataset import UnpairedSpeechSignDataset
-from fairseq_signlang.metrics.retrieval import RECALL_KS, dtw_similarity, recall_hits, target_rank
+from fairseq_signlang.metrics.retrieval import RECALL_KS, Ranks, dtw_similarity, pruned_target_ranks, recall_hits, target_rank
 from fairseq_signlang.metrics.uer import unit_errors
 from fairseq_signlang.criterions.adversarial import GENERATOR
 from fairseq_signlang.criterions.log_sums import log_totals
@@ -60,6 +61,21 @@ class UnpairedSpeechSignConfig(ResumeGuardConfig):
     )
     retrieval_max_cells: int = field(
         default=2**25, metadata={"help": "DTW cost cells per chunk during retrieval; lower it when memory is short"}
+    )
+    retrieval_prune: bool = field(
+        default=False,
+        metadata={
+            "help": "rank with lower bounds on DTW, aligning only the candidates they cannot rule out: the same "
+            "recall@1/5/10 to the last bit from a fraction of the pairs, but no full similarity matrix (rankings stop "
+            "at the 10th candidate)"
+        },
+    )
+    retrieval_band: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Sakoe-Chiba band of the retrieval DTW (widened by the length difference), none by default: "
+            "a different metric, not a faster way to the same one"
+        },
     )
     seed: int = field(default=II("common.seed"), metadata={"help": "seeds the per-epoch drawing of sign sentences"})
     sign_lm_order: int = field(
@@ -94,7 +110,7 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
         super().__init__(cfg)
         self.src_dict, self.sign_dict = src_dict, sign_dict
         self.speech_input_dim = speech_input_dim
-        self._similarity_cache = None
+        self._retrieval_cache = {}
         self._criterion = None
         self._sign_chain = None
         self._speech_unit_frequency = None
@@ -342,29 +358,55 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
         """This batch's share of recall@k over the whole split: its speech sentences rank all
         the split's references (A->V), its references rank all the split's speech (V->A)."""
         ids = sample["id"]
-        scores = self.split_similarity(model, sample["split"])  # (N speech, N references)
-        ids = ids.to(scores.device)
         out = {"_retrieval_queries": len(ids)}
-        for name, rows in (("a2v", scores[ids]), ("v2a", scores.t()[ids])):
-            for k, hits in recall_hits(*target_rank(rows, ids)).items():
+        for name, (better, ties) in self.split_ranks(model, sample["split"]).items():
+            rows = ids.to(better.device)
+            for k, hits in recall_hits(better[rows], ties[rows]).items():
                 out[f"_{name}_hits@{k}"] = hits
         return out
 
     def split_similarity(self, model, split: str) -> torch.Tensor:
-        """Sim(X_i, Y_j) for the whole split, computed once per validation pass: the key holds a
-        hash of the parameters' bytes (fairseq's optimizers write through `p.data`, which leaves
-        the version counters alone, so those cannot tell that a step happened; and sums cannot
-        tell an EM step that swaps which sign unit a speech unit reads as)."""
+        """Sim(X_i, Y_j) for the whole split (N speech, N references), once per validation pass."""
+        return self._split_cached(model, split, "similarity", lambda: dtw_similarity(
+            *self._retrieval_inputs(model, split), self.cfg.retrieval_max_cells, band=self.cfg.retrieval_band
+        ))
+
+    def split_ranks(self, model, split: str) -> Ranks:
+        """target_rank of every query of the split, both ways, once per validation pass: from
+        split_similarity, or with retrieval_prune from pruned_target_ranks (`better` capped at the
+        largest recall k, all that recall@k reads)."""
+        def ranks():
+            if self.cfg.retrieval_prune:
+                return pruned_target_ranks(
+                    *self._retrieval_inputs(model, split), max(RECALL_KS), self.cfg.retrieval_max_cells, band=self.cfg.retrieval_band
+                )
+            scores = self.split_similarity(model, split)
+            targets = torch.arange(len(scores), device=scores.device)
+            return {name: target_rank(mat, targets) for name, mat in (("a2v", scores), ("v2a", scores.t()))}
+
+        return self._split_cached(model, split, "ranks", ranks)
+
+    def _retrieval_inputs(self, model, split: str):
+        """G(X) of the split's speech, (N, T, V) and (N,), and its reference sign units, (N, S) and (N,)."""
+        dataset = self.datasets[split]
+        with torch.no_grad():
+            probs, lengths = self.split_posteriors(model, dataset)
+        refs, ref_lengths = dataset.refs.pad(torch.arange(len(dataset.refs)), self.sign_dict.pad())
+        return probs, lengths, refs, ref_lengths
+
+    def _split_cached(self, model, split: str, name: str, compute):
+        """compute() once per split and parameter values: the key holds a hash of the parameters'
+        bytes (fairseq's optimizers write through `p.data`, which leaves the version counters
+        alone, so those cannot tell that a step happened; and sums cannot tell an EM step that
+        swaps which sign unit a speech unit reads as)."""
         with torch.no_grad():
             fingerprint = tuple(hash(p.detach().cpu().numpy().tobytes()) for p in model.parameters())
         key = (split, id(model), fingerprint)
-        if self._similarity_cache is None or self._similarity_cache[0] != key:
-            dataset = self.datasets[split]
-            probs, lengths = self.split_posteriors(model, dataset)
-            refs, ref_lengths = dataset.refs.pad(torch.arange(len(dataset.refs)), self.sign_dict.pad())
-            scores = dtw_similarity(probs, lengths, refs, ref_lengths, self.cfg.retrieval_max_cells)
-            self._similarity_cache = (key, scores)
-        return self._similarity_cache[1]
+        if self._retrieval_cache.get("key") != key:
+            self._retrieval_cache = {"key": key}
+        if name not in self._retrieval_cache:
+            self._retrieval_cache[name] = compute()
+        return self._retrieval_cache[name]
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)

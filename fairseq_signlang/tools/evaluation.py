@@ -5,7 +5,7 @@ import torch
 
 from fairseq_signlang.io.checkpoints import read_fairseq_checkpoint
 from fairseq_signlang.io.device import default_device
-from fairseq_signlang.metrics.retrieval import recall_at_k, target_rank
+from fairseq_signlang.metrics.retrieval import RECALL_KS, recall_from_ranks
 from fairseq_signlang.metrics.uer import unit_error_rate
 
 
@@ -24,7 +24,9 @@ def load_checkpoint(path: str, data: Optional[str] = None, device: Optional[str]
 @torch.no_grad()
 def evaluate_split(model, task, split: str, top: int = 10) -> Dict:
     """UER (decoded as task.decoding says), recall@1/5/10 both ways, and the top candidates of
-    every query, for a split whose speech has reference sign units ({split}.ref)."""
+    every query, for a split whose speech has reference sign units ({split}.ref). With the task's
+    retrieval_prune the rankings hold no top candidates and count the ones above the true item
+    up to the largest recall k (`capped_at`)."""
     if split not in task.datasets:
         task.load_dataset(split)
     dataset = task.datasets[split]
@@ -34,18 +36,21 @@ def evaluate_split(model, task, split: str, top: int = 10) -> Dict:
     probs, lengths = task.posteriors(model, net_output)
     hyps = task.recognised_units(model, net_output)
     refs = [dataset.refs[i].tolist() for i in range(len(dataset.refs))]
-    scores = task.split_similarity(model, split).cpu()
+    ranks = task.split_ranks(model, split)
     out = {"split": split, "num_sentences": len(refs), "decoding": str(task.cfg.decoding), "uer": unit_error_rate(zip(hyps, refs))}
-    out.update(recall_at_k(scores))
-    k = min(top, scores.shape[0])
-    targets = torch.arange(scores.shape[0])
+    out.update(recall_from_ranks(ranks))
+    scores = None if task.cfg.retrieval_prune else task.split_similarity(model, split).cpu()
     out["rankings"] = {}
-    for direction, mat in (("a2v", scores), ("v2a", scores.t())):
-        better, ties = target_rank(mat, targets)
-        out["rankings"][direction] = {
-            "top": mat.topk(k, dim=1).indices.tolist(),  # candidate indices, best first
+    for direction, (better, ties) in ranks.items():
+        ranking = {
             "better_than_true": better.tolist(),  # candidates scored above the true one
             "tied_with_true": ties.tolist(),  # other candidates scored equal to it
         }
+        if scores is None:
+            ranking["capped_at"] = max(RECALL_KS)  # pruned: better_than_true stops there (ties then 0)
+        else:
+            mat = scores if direction == "a2v" else scores.t()
+            ranking = {"top": mat.topk(min(top, len(mat)), dim=1).indices.tolist(), **ranking}  # candidate indices, best first
+        out["rankings"][direction] = ranking
     out["_scores"], out["_probs"], out["_lengths"] = scores, probs.cpu(), lengths.cpu()
     return out

@@ -36,7 +36,9 @@ def write_evaluation(result: Dict, out_dir: str, task, num_pairs: int = 6, word_
         maps.append(1.0 - pair_cosine_cost(probs, ref).numpy())
         better = result["rankings"]["a2v"]["better_than_true"][i]
         ties = result["rankings"]["a2v"]["tied_with_true"][i]
-        titles.append(f"{result['split']} #{i}: true sign ranked {better + 1}" + (f" (tied with {ties})" if ties else ""))
+        cap = result["rankings"]["a2v"].get("capped_at")
+        rank = f"below the top {cap}" if cap is not None and better >= cap else f"ranked {better + 1}"
+        titles.append(f"{result['split']} #{i}: true sign {rank}" + (f" (tied with {ties})" if ties else ""))
         sp_labels.append([name(int(u)) for u in probs.argmax(-1)])
         sg_labels.append([name(int(u)) for u in ref])
     plot_alignments(maps, os.path.join(out_dir, "alignments.png"), titles, sp_labels, sg_labels)
