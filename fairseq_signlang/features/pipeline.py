@@ -117,24 +117,44 @@ def extract_clips(
     rank: int = 0,
     nshard: int = 1,
     skip_bad: bool = False,
+    pose_dir: Optional[str] = None,
 ) -> dict:
     """Sign video features of a clip manifest's clips (see `extract_rows`), each read with PyAV
-    at `fps` and `size`; with `clip_dir`, also one `{clip_dir}/{id}.npy` per clip, shaped
-    (T, *extractor.clip_shape) where the extractor has one (pose landmarks: (T, K, 3))."""
+    at `fps` and `size`, or with the extractor's own `read_clip(path, fps, size, start, end)`
+    where it has one (`.pose` files: features/pose.py's PoseFileLandmarks); with `clip_dir`, also
+    one `{clip_dir}/{id}.npy` per clip, shaped (T, *extractor.clip_shape) where the extractor has
+    one (pose landmarks: (T, K, 3)); with `pose_dir` (landmark extractors, which have `parts`),
+    also one `{pose_dir}/{id}.pose` per clip, at the clip's sampled rate and frame size."""
     numbered = numbered_clip_rows(manifest, missing_ok=skip_bad)
     clips = [row for _, row in numbered]
-    if clip_dir:
-        os.makedirs(clip_dir, exist_ok=True)
+    read_clip = getattr(extractor, "read_clip", None)
+    if pose_dir and (not hasattr(extractor, "parts") or read_clip is not None):
+        raise ValueError(f"pose_dir: {type(extractor).__name__} tracks no landmarks in videos to write as .pose files")
+    for folder in (clip_dir, pose_dir):
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+    frame_info = {}  # row -> (rate, width, height) of its frames, for the .pose header
 
     def load(i):
-        return read_video(_require_media(numbered[i][0], clips[i].path), fps, size, clips[i].start, clips[i].end)[0]
+        path = _require_media(numbered[i][0], clips[i].path)
+        if read_clip is not None:
+            return read_clip(path, fps, size, clips[i].start, clips[i].end)
+        frames, rate = read_video(path, fps, size, clips[i].start, clips[i].end)
+        frame_info[i] = (rate, frames.shape[2], frames.shape[1])
+        return frames
 
-    def save_clip(i, feats):
+    def on_features(i, feats):
         shape = getattr(extractor, "clip_shape", feats.shape[1:])
-        save_array(os.path.join(clip_dir, f"{clips[i].id}.npy"), feats.reshape(len(feats), *shape))
+        if clip_dir:
+            save_array(os.path.join(clip_dir, f"{clips[i].id}.npy"), feats.reshape(len(feats), *shape))
+        if pose_dir:
+            from fairseq_signlang.features.pose import write_holistic_pose
 
-    return extract_rows(len(clips), load, extractor, prefix, rank, nshard, skip_bad, save_clip if clip_dir else None, unit="clip",
-                        where=lambda i: numbered[i][0], source=manifest)
+            rate, width, height = frame_info.pop(i)
+            write_holistic_pose(os.path.join(pose_dir, f"{clips[i].id}.pose"), feats.reshape(len(feats), *shape), extractor.parts, rate, width, height)
+
+    return extract_rows(len(clips), load, extractor, prefix, rank, nshard, skip_bad, on_features if clip_dir or pose_dir else None,
+                        unit="clip", where=lambda i: numbered[i][0], source=manifest)
 
 
 def merge_shards(prefix: str, nshard: int, chunk_rows: int = 1 << 16) -> Optional[int]:
