@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Sign language generation with a USLNet joint checkpoint: each sentence of --input becomes an
 mp4 (text encoder -> aligner -> GPT sampling -> VQ-VAE decoder) under OUT/clips, listed in
-OUT/generated.tsv, with a contact sheet of the first clips (OUT/sheet.png).
+OUT/generated.tsv, with a contact sheet of the first clips (OUT/sheet.png) and, with
+--real-clips, one of generated clips above the real clips of their sentences
+(OUT/sheet_vs_real.png).
 
 Evaluated as the paper's table 2 does:
   back-translation BLEU-1/4  the model translates its generated videos back to text, the input
@@ -25,11 +27,23 @@ import sys
 
 from fairseq_signlang.io.readers import CorpusError
 from fairseq_signlang.io.writers import atomic_open, write_lines
-from fairseq_signlang.io.video import VideoSet, read_video
+from fairseq_signlang.io.video import VideoSet, read_clip_manifest, read_video
 from fairseq_signlang.metrics.bleu import dependence_verdict
 from fairseq_signlang.tools.sign_generation import back_translation_bleu, distinct_clips, generate_sign_videos, generation_fvd, read_sentences
 from fairseq_signlang.tools.uslnet_hub import UslnetHub
 from fairseq_signlang.viz.video_panels import contact_sheet
+
+
+def real_beside_generated(rows, real_clips: str, out_png: str, count: int = 3) -> None:
+    real = {r.text: r for r in read_clip_manifest(real_clips) if r.text}
+    pairs = [(g, real[g.text]) for g in rows if g.text in real][:count]
+    if not pairs:
+        raise CorpusError(f"{real_clips}: none of its clips signs a generated sentence")
+    frames, labels = [], []
+    for generated, clip in pairs:
+        frames += [read_video(generated.path)[0], read_video(clip.path, start=clip.start, end=clip.end)[0]]
+        labels += [f"generated\n{generated.text}", f"real\n{clip.text}"]
+    contact_sheet(frames, labels, out_png)
 
 
 def main(argv=None):
@@ -47,6 +61,8 @@ def main(argv=None):
     ap.add_argument("--i3d-checkpoint", help="I3D RGB state dict for FVD")
     ap.add_argument("--reference", help="real clips for FVD: a clip manifest or a folder of videos")
     ap.add_argument("--fvd-size", type=int, default=224, help="frame size fed to I3D")
+    ap.add_argument("--real-clips", help="clips of the same sentences (a manifest with text): OUT/sheet_vs_real.png shows the first "
+                                         "three generated clips whose sentence it has, each above the real clip of that sentence")
     ap.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     args = ap.parse_args(argv)
     if bool(args.i3d_checkpoint) != bool(args.reference):
@@ -72,6 +88,8 @@ def main(argv=None):
                            fvd_reference=args.reference, n_reference=len(reference), i3d_checkpoint=args.i3d_checkpoint)
         shown = rows[:6]
         contact_sheet([read_video(r.path)[0] for r in shown], [r.text for r in shown], os.path.join(args.out, "sheet.png"))
+        if args.real_clips:
+            real_beside_generated(rows, args.real_clips, os.path.join(args.out, "sheet_vs_real.png"))
     except (CorpusError, ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     write_lines(os.path.join(args.out, "back_translation.txt"), scores["hypotheses"])

@@ -8,15 +8,22 @@
   3. scripts/assemble_uslnet.py: the stages put together, no joint training ("w/o joint")
   4. fairseq-hydra-train, stage joint: unsupervised (eq. 13) on the unpaired halves ("U"), and
      supervised on the paired version of all training sentences ("S")
+  4b. "U (lexicon + BT)", unpaired too: scripts/sign_units.py cuts the video half into sign units,
+     scripts/induce_lexicon.py deciphers them against the text half's words and translates
+     every clip word by word; the joint stage trains first on those pseudo pairs alone
+     (task.joint_mode=pseudo_parallel, eq. 13's weights 0), then on the pairs and eq. 13 together
   5. fairseq-generate --gen-subset test --scoring sacrebleu on each checkpoint (the issue's plain
      command: fairseq-generate's default beam of 5), scored by BLEU-1 / BLEU-4 on words
      (fairseq_signlang/metrics/bleu.py), and against the test references shuffled across clips,
      with the number of distinct outputs: a row whose output does not depend on the clip is
      flagged in the table, whatever its BLEU
+  6. scripts/generate_sign_video.py with U (lexicon + BT): sign video for the test sentences,
+     back-translated and scored against the sentences and against them shuffled, with a
+     contact sheet of generated clips above the real clips of the same sentences
 
 Results go to OUT/results.json and OUT/results.md; every command is printed as it runs.
---scale test is the size the test suite runs (minutes on 2 CPU cores), --scale full the one the
-README reports.
+--scale test is the size the test suite runs (about 10 minutes on 2 CPU cores), --scale full a
+longer one (more updates, 60 test sentences).
 
   python scripts/uslnet_word_sign.py --out outputs/uslnet_word_sign --scale full
 """
@@ -53,13 +60,17 @@ class Scale:
     unsupervised_updates: int
     supervised_updates: int
     unsupervised_batch: int
+    pairs_updates: int  # U (lexicon + BT): the pseudo pairs alone
+    pairs_bt_updates: int  # then the pairs and eq. 13
 
 
 SCALES = {
-    "test": Scale(sentences=400, valid=20, test=40, text_updates=100, vqvae_updates=500, gpt_updates=150,
-                  unsupervised_updates=24, supervised_updates=300, unsupervised_batch=8),
-    "full": Scale(sentences=600, valid=60, test=60, text_updates=150, vqvae_updates=600, gpt_updates=300,
-                  unsupervised_updates=300, supervised_updates=300, unsupervised_batch=16),
+    # 2000 sentences: the lexicon step needs a video half of about 1000 clips (at 200 it reads no
+    # better than the most frequent word; examples/uslnet/README.md, "Lexicon step")
+    "test": Scale(sentences=2000, valid=20, test=40, text_updates=100, vqvae_updates=500, gpt_updates=150,
+                  unsupervised_updates=24, supervised_updates=300, unsupervised_batch=8, pairs_updates=300, pairs_bt_updates=300),
+    "full": Scale(sentences=2000, valid=60, test=60, text_updates=150, vqvae_updates=600, gpt_updates=300,
+                  unsupervised_updates=300, supervised_updates=300, unsupervised_batch=16, pairs_updates=300, pairs_bt_updates=300),
 }
 
 
@@ -93,6 +104,35 @@ def translation_bleu(checkpoint: str, text_bin: str, out_path: str) -> dict:
     return {**{k: round(v, 2) if isinstance(v, float) else v for k, v in scores.items()}, "generate_output": out_path}
 
 
+def lexicon_bootstrap(corpus: str, runs: str, joint, without_joint: str, s: Scale) -> dict:
+    """U (lexicon + BT): sign units, a deciphered lexicon and word-by-word pseudo pairs from the
+    unpaired halves; the pairs alone, then the pairs and eq. 13. Returns the lexicon's accuracy
+    per segment (reported, not used) and the final checkpoint."""
+    units, lexicon, video = f"{runs}/sign_units", f"{runs}/lexicon", f"{corpus}/video"
+    run([sys.executable, f"{SCRIPTS}/sign_units.py", "--video-data", video, "--text", f"{corpus}/text/train.txt", "--out", units])
+    run([sys.executable, f"{SCRIPTS}/induce_lexicon.py", "--units", units, "--text", f"{corpus}/text/train.txt", "--video-data", video,
+         "--out", lexicon])
+    pairs = [*joint, "task.joint_mode=pseudo_parallel", f"task.pseudo_parallel_manifest={lexicon}/train_pseudo.tsv"]
+    every = lambda n: [f"dataset.validate_interval_updates={n}", f"checkpoint.save_interval_updates={n}"]  # noqa: E731
+    no_bt = [f"criterion.alpha_{term}=0" for term in ("text", "codebook", "video", "t2v2t", "v2t2v")]
+    train("joint_tiny", f"{runs}/lexicon_pairs", [*pairs, *no_bt, f"model.init_checkpoint={without_joint}", *every(s.pairs_updates)],
+          s.pairs_updates)
+    train("joint_tiny", f"{runs}/lexicon_bt", [*pairs, f"model.init_checkpoint={runs}/lexicon_pairs/ckpt/checkpoint_last.pt",
+                                               *every(s.pairs_bt_updates)], s.pairs_bt_updates)
+    with open(f"{lexicon}/lexicon.json", encoding="utf-8") as f:
+        report = json.load(f)
+    return {"splits": report["splits"], "checkpoint": f"{runs}/lexicon_bt/ckpt/checkpoint_last.pt"}
+
+
+def sign_generation(checkpoint: str, corpus: str, out: str) -> dict:
+    """scripts/generate_sign_video.py on the test sentences: back-translation BLEU against the
+    sentences and against them shuffled, and the contact sheet beside the real clips."""
+    run([sys.executable, f"{SCRIPTS}/generate_sign_video.py", "--path", checkpoint, "--input", f"{corpus}/text/test.txt",
+         "--real-clips", f"{corpus}/video/test.tsv", "--out", out])
+    with open(f"{out}/results.json", encoding="utf-8") as f:
+        return {**json.load(f), "sheet": f"{out}/sheet_vs_real.png"}
+
+
 def compare(out: str, scale: str = "test", seed: int = 0) -> dict:
     s = SCALES[scale]
     out = os.path.abspath(out)
@@ -119,20 +159,27 @@ def compare(out: str, scale: str = "test", seed: int = 0) -> dict:
           s.unsupervised_updates)
     train("joint_tiny", f"{runs}/supervised", [*joint, "task.joint_mode=supervised", "dataset.train_subset=train_paired",
                                                *every(s.supervised_updates)], s.supervised_updates)
+    data = [f"task.data={text_bin}", *video_data, f"dataset.batch_size={s.unsupervised_batch}"]  # the stages come with model.init_checkpoint
+    lexicon = lexicon_bootstrap(corpus, runs, data, without, s)
     checkpoints = {"without_joint": without, "unsupervised": f"{runs}/unsupervised/ckpt/checkpoint_last.pt",
-                   "supervised": f"{runs}/supervised/ckpt/checkpoint_last.pt"}
+                   "lexicon_bt": lexicon.pop("checkpoint"), "supervised": f"{runs}/supervised/ckpt/checkpoint_last.pt"}
     rows = {name: translation_bleu(path, text_bin, f"{out}/generate_{name}.txt") for name, path in checkpoints.items()}
+    generation = sign_generation(checkpoints["lexicon_bt"], corpus, f"{out}/generation_lexicon_bt")
     results = {"scale": scale, "settings": asdict(s), "seed": seed, "test_sentences": rows["supervised"]["n"], "bleu": rows,
-               "checkpoints": checkpoints, "corpus": corpus, "minutes": round((time.time() - start) / 60, 1)}
+               "checkpoints": checkpoints, "lexicon": lexicon, "generation_lexicon_bt": generation, "corpus": corpus, "minutes": round((time.time() - start) / 60, 1)}
     with atomic_open(f"{out}/results.json", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
         f.write("\n")
     table = ["| USLNet | BLEU-1 | BLEU-4 | BLEU-1 / BLEU-4, shuffled references | distinct outputs | reads the clip |",
              "| --- | ---: | ---: | ---: | ---: | --- |"]
-    names = {"without_joint": "w/o joint training", "unsupervised": "w. joint training (U)", "supervised": "supervised (S)"}
+    names = {"without_joint": "w/o joint training", "unsupervised": "w. joint training (U)", "lexicon_bt": "U (lexicon + BT)",
+             "supervised": "supervised (S)"}
     table += [f"| {names[k]} | {v['bleu1']:.2f} | {v['bleu4']:.2f} | {v['shuffled_bleu1']:.2f} / {v['shuffled_bleu4']:.2f} | "
               f"{v['distinct_outputs']} of {v['n']} | {'yes' if v['reads_input'] else '**no: output does not depend on the clip**'} |"
               for k, v in rows.items()]
+    table += ["", f"U (lexicon + BT), text -> sign video, back-translated: BLEU-1 {generation['back_translation_bleu1']:.2f} against "
+              f"{generation['back_translation_shuffled_bleu1']:.2f} for shuffled sentences, {generation['back_translation_distinct_outputs']} "
+              f"distinct of {generation['n']}; generated beside real clips: {generation['sheet']}"]
     with atomic_open(f"{out}/results.md", encoding="utf-8") as f:
         f.write("\n".join(table) + "\n")
     print("\n".join(table))

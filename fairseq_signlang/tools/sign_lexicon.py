@@ -4,15 +4,16 @@ lexicon by decipherment, and word-by-word pseudo-parallel data.
   sign_units      clip manifests -> one k-means unit per sign-sized segment ({split}.km), with a
                   purity report where a manifest has text (features/sign_segments.py)
   induce_lexicon  the units of the video corpus and the words of the text corpus, unpaired ->
-                  a unit-to-word lexicon from several random starts, the most likely kept (no
-                  labels), and every training clip translated word by word into a
-                  pseudo-parallel manifest. Two searches:
+                  a unit-to-word lexicon, the most likely found (no labels), and every
+                  training clip translated word by word into a pseudo-parallel manifest. Two
+                  searches:
                     temper  each unit is one word's (a homophonic substitution cipher, as
                             classical decipherment treats many symbols per letter); parallel
                             tempering over those assignments, scored by the likelihood of the
                             video corpus under the text's bigram model (`temper_lexicon`)
                     em      speech2sign-U's decipherment criterion through fairseq-hydra-train,
                             the text words in the role of sign units, translations by Viterbi
+  retranslate_clips  a later round's pairs: a joint checkpoint's own translations of the clips
 """
 import json
 import os
@@ -118,6 +119,30 @@ def _segment_labels(units_dir: str, video_data: str, split: str) -> Optional[Lis
     if [s["id"] for s in segments] != [r.id for r in rows]:
         raise CorpusError(f"{path}: its clips are not those of {video_data}/{split}.tsv (run sign_units again)")
     return [position_labels([tuple(b) for b in s["bounds"]], s["frames"], r.text.split()) for s, r in zip(segments, rows)]
+
+
+def retranslate_clips(checkpoint: str, manifest: str, out: str, data: Optional[str] = None, previous: Optional[str] = None,
+                      batch_size: int = 16) -> Dict:
+    """A new round of pseudo pairs, as iterative back-translation makes them: every clip of
+    `manifest` translated by a joint checkpoint (greedy), written as a clip manifest with the
+    translations as text. A clip the model translates to nothing keeps its text in `previous`
+    (the last round's manifest), so no clip drops out of the pairs."""
+    from fairseq_signlang.tools.uslnet_hub import UslnetHub  # loads fairseq's generator: only when a round is made
+
+    rows = read_clip_manifest(manifest)
+    earlier = {r.id: r.text for r in read_clip_manifest(previous)} if previous else {}
+    hub = UslnetHub.from_checkpoint(checkpoint, data=data)
+    texts: List[str] = []
+    for i in tqdm(range(0, len(rows), batch_size), desc="translating the clips", unit="batch"):
+        batch = rows[i:i + batch_size]
+        texts += hub.translate_batch([hub.read_clip(r.path, r.start, r.end) for r in batch])
+    kept = [t if t.strip() else earlier.get(r.id, "") for r, t in zip(rows, texts)]
+    missing = [r.id for r, t in zip(rows, kept) if not t.strip()]
+    if missing:
+        raise RuntimeError(f"{checkpoint} translates {len(missing)} clips of {manifest} to nothing (first: {missing[0]}) and no earlier "
+                           "round gives them a text")
+    write_clip_manifest(out, [ClipRow(r.id, r.path, r.start, r.end, t) for r, t in zip(rows, kept)])
+    return {"clips": len(rows), "empty": sum(not t.strip() for t in texts), "distinct": len(set(kept))}
 
 
 def final_train_loss(log_text: str) -> float:
