@@ -22,7 +22,7 @@
      contact sheet of generated clips above the real clips of the same sentences
 
 Results go to OUT/results.json and OUT/results.md; every command is printed as it runs.
---scale test is the size the test suite runs (about 10 minutes on 2 CPU cores), --scale full a
+--scale test is the size the test suite runs (about 7 minutes on 2 CPU cores), --scale full a
 longer one (more updates, 60 test sentences).
 
   python scripts/uslnet_word_sign.py --out outputs/uslnet_word_sign --scale full
