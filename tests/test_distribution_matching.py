@@ -8,6 +8,7 @@ import torch
 from fairseq_signlang.criterions.distribution_matching import (
     expected_positional_unigram,
     expected_skipgram,
+    pushed_skipgram,
     unit_positional_unigram,
     unit_skipgram,
 )
@@ -50,6 +51,14 @@ def test_statistics_of_units_pushed_through_G_equal_expected_statistics():
     torch.testing.assert_close(unit_positional_unigram(units, valid, Vx) @ G, expected_positional_unigram(probs, valid))
     for k in (1, 2, 5):
         torch.testing.assert_close(G.t() @ unit_skipgram(units, valid, Vx, k) @ G, expected_skipgram(probs, valid, k))
+        # the criterion's sparse path: the same statistic, and the same gradient
+        Gd, Gs = G.clone().requires_grad_(), G.clone().requires_grad_()
+        dense, sparse = Gd.t() @ unit_skipgram(units, valid, Vx, k) @ Gd, pushed_skipgram(Gs, units, valid, k)
+        torch.testing.assert_close(sparse, dense)
+        weights = torch.rand_like(dense)
+        (dense * weights).sum().backward()
+        (sparse * weights).sum().backward()
+        torch.testing.assert_close(Gs.grad, Gd.grad)
 
 
 def test_criterion_in_half_precision_matches_float(known_mapping_corpus):

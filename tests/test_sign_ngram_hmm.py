@@ -70,6 +70,22 @@ def brute_force(log_emit, n, log_start, log_trans, log_end):
     return torch.logsumexp(torch.stack(terms), 0)
 
 
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_chain_equals_prob_to_the_last_bit(order):
+    """chain() takes whole probability vectors (prob_vector); every entry is still math.log(prob)."""
+    model = SignNgramModel(BINARY if order == 3 else SENTENCES, num_units=2 if order == 3 else 3, order=order)
+    log_start, log_trans, log_end, states = model.chain()
+    index = {s: i for i, s in enumerate(states)}
+    context = (lambda s: s) if order > 1 else (lambda s: ())
+    for s in states:
+        assert log_end[index[s]].item() == math.log(model.prob(context(s), EOS))
+        for u in range(model.num_units):
+            assert log_trans[index[s], index[s[1:] + (u,)]].item() == math.log(model.prob(context(s), u))
+    k = max(order - 1, 1)
+    for u in range(model.num_units):
+        assert log_start[index[(-1,) * (k - 1) + (u,)]].item() == math.log(model.prob(model.history([]), u))
+
 @pytest.mark.parametrize("order", [2, 3])
 def test_forward_equals_the_sum_over_all_paths(order):
     torch.manual_seed(order)

@@ -16,6 +16,7 @@ from fairseq_signlang.criterions.distribution_matching import (
     expected_skipgram,
     perplexity,
     positions_present,
+    pushed_skipgram,
     unit_positional_unigram,
     unit_skipgram,
 )
@@ -38,7 +39,7 @@ def generated_statistics(model, net_output, max_skip: int):
         G = net_output["unit_posteriors"].float()  # (|X|, |Y|); statistics in float32 also under fp16
         units = net_output["units"]
         pos = unit_positional_unigram(units, valid, G.shape[0]) @ G
-        skips = [G.t() @ unit_skipgram(units, valid, G.shape[0], k) @ G for k in range(1, max_skip + 1)]
+        skips = [pushed_skipgram(G, units, valid, k) for k in range(1, max_skip + 1)]
         counts = torch.bincount(units[valid], minlength=G.shape[0]).to(G.dtype)
         mean = (counts / counts.sum()) @ G
     else:

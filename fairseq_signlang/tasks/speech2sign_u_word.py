@@ -29,7 +29,7 @@ from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
-from fairseq_signlang.io.readers import CorpusError, load_dictionary, open_feature_array, read_features, read_units, require_file
+from fairseq_signlang.io.readers import CorpusError, load_dictionary, open_feature_array, read_features, read_units_flat, require_file
 from fairseq_signlang.data.packed import PackedSequences
 from fairseq_signlang.data.unpaired_dataset import UnpairedSpeechSignDataset
 from fairseq_signlang.metrics.retrieval import RECALL_KS, Ranks, dtw_similarity, pruned_target_ranks, recall_hits, target_rank
@@ -150,8 +150,7 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
 
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
         if self.discrete_speech:
-            units = read_units(require_file(self._path(f"{split}.src"), "speech unit file"), self.src_dict, self._path("dict.src.txt"))
-            speech = PackedSequences.from_list(units)
+            speech = self._read_packed(require_file(self._path(f"{split}.src"), "speech unit file"), self.src_dict, "dict.src.txt")
         else:
             feats, offsets, lengths = read_features(self._path(split))
             if feats.shape[1] != self.speech_input_dim:
@@ -161,11 +160,11 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
         sign_file = self._path(f"{split}.sign")
         if not os.path.isfile(sign_file):
             sign_file = self._path("train.sign")
-        sign_units = read_units(require_file(sign_file, f"sign corpus for split {split!r}"), self.sign_dict, self._path("dict.sign.txt"))
+        sign_units = self._read_packed(require_file(sign_file, f"sign corpus for split {split!r}"), self.sign_dict, "dict.sign.txt")
         refs = None
         if os.path.isfile(self._path(f"{split}.ref")):
-            refs = read_units(self._path(f"{split}.ref"), self.sign_dict, self._path("dict.sign.txt"))
             ref_path = self._path(f"{split}.ref")
+            refs = self._read_packed(ref_path, self.sign_dict, "dict.sign.txt")
             if len(refs) != n_speech:
                 raise CorpusError(f"{ref_path}: {len(refs)} lines, but the speech of {split!r} has {n_speech} sentences")
             self.check_reference_lengths(refs, speech, ref_path)
@@ -173,20 +172,25 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
             split,
             speech,
             self.discrete_speech,
-            PackedSequences.from_list(sign_units),
+            sign_units,
             speech_pad=self.src_dict.pad() if self.src_dict is not None else 0,
             sign_pad=self.sign_dict.pad(),
-            refs=PackedSequences.from_list(refs) if refs is not None else None,
+            refs=refs,
             seed=self.cfg.seed,
         )
         logger.info(f"{split}: {n_speech} speech sentences, {len(sign_units)} sign sentences from {sign_file}, references: {refs is not None}")
 
-    def check_reference_lengths(self, refs, speech: PackedSequences, ref_path: str) -> None:
+    def _read_packed(self, path: str, dictionary, dict_name: str) -> PackedSequences:
+        """A unit file as one packed corpus, read without a tensor per line (290k sentences in seconds)."""
+        ids, lengths = read_units_flat(path, dictionary, self._path(dict_name))
+        return PackedSequences(ids, torch.cumsum(lengths, 0) - lengths, lengths)
+
+    def check_reference_lengths(self, refs: PackedSequences, speech: PackedSequences, ref_path: str) -> None:
         """One sign unit per spoken word."""
-        bad = (torch.tensor([len(r) for r in refs]) != speech.lengths).nonzero()
+        bad = (refs.lengths != speech.lengths).nonzero()
         if len(bad):
             i = int(bad[0])
-            raise CorpusError(f"{ref_path}:{i + 1}: {len(refs[i])} sign units for a speech sentence of {int(speech.lengths[i])} words")
+            raise CorpusError(f"{ref_path}:{i + 1}: {int(refs.lengths[i])} sign units for a speech sentence of {int(speech.lengths[i])} words")
 
     @property
     def source_dictionary(self):
@@ -215,7 +219,9 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
         if self._sign_chain is None:
             path = require_file(self._path("train.sign"), "sign corpus (the sign n-gram model is built from it)")
             first = self.sign_dict.nspecial
-            sentences = [[u - first for u in s] for s in read_units(path, self.sign_dict, self._path("dict.sign.txt"))]
+            packed = self._read_packed(path, self.sign_dict, "dict.sign.txt")
+            flat, offsets = (packed.data - first).tolist(), packed.offsets.tolist()  # plain ints: no tensor op per unit
+            sentences = [flat[o : o + n] for o, n in zip(offsets, packed.lengths.tolist())]
             try:
                 ngram = SignNgramModel(sentences, len(self.sign_dict) - first, self.cfg.sign_lm_order)
                 self._sign_chain = SignChain(ngram, first_unit=first, self_loop=self.chain_self_loop())
@@ -235,7 +241,7 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
                 units = self.datasets["train"].speech.data
             else:
                 path = require_file(self._path("train.src"), "speech unit file (its unit frequencies weigh p(y))")
-                units = torch.cat([torch.as_tensor(u) for u in read_units(path, self.src_dict, self._path("dict.src.txt"))])
+                units = self._read_packed(path, self.src_dict, "dict.src.txt").data
             counts = torch.bincount(torch.as_tensor(units).long().reshape(-1), minlength=len(self.src_dict)).float()
             self._speech_unit_frequency = counts / counts.sum().clamp(min=1)
         return self._speech_unit_frequency

@@ -28,11 +28,13 @@ def log_records(log_text: str, kind: str) -> List[Dict]:
     return out
 
 
-def hydra_train_command(config_dir: str, config_name: str, overrides: Sequence[str]) -> List[str]:
-    """The fairseq-hydra-train command line, with the plugin as user dir."""
+def hydra_train_command(config_dir: str, config_name: str, overrides: Sequence[str],
+                        launcher: Optional[Sequence[str]] = None) -> List[str]:
+    """The fairseq-hydra-train command line, with the plugin as user dir; `launcher` replaces the
+    executable by a command that takes the same arguments (tools/measured_training.py)."""
     exe = os.path.join(os.path.dirname(sys.executable), "fairseq-hydra-train")
     return [
-        exe if os.path.exists(exe) else "fairseq-hydra-train",
+        *(launcher or [exe if os.path.exists(exe) else "fairseq-hydra-train"]),
         "--config-dir", os.path.abspath(config_dir),
         "--config-name", config_name,
         f"common.user_dir={PACKAGE_DIR}",
@@ -49,10 +51,11 @@ def run_hydra_train(
     desc: str = "training",
     env: Optional[dict] = None,
     cwd: str = REPO_DIR,
+    launcher: Optional[Sequence[str]] = None,
 ) -> str:
     """Train, writing fairseq's log to `log_path`; a progress bar follows num_updates.
     Raises with the log's tail when training fails. Returns the log text."""
-    cmd = hydra_train_command(config_dir, config_name, overrides)
+    cmd = hydra_train_command(config_dir, config_name, overrides, launcher)
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
     lines = []
     with open(log_path, "w", encoding="utf-8") as log, tqdm(total=max_update, desc=desc, unit="upd", mininterval=2) as bar:
