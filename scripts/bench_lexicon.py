@@ -25,7 +25,7 @@ import numpy as np
 from fairseq_signlang.corpora.synthetic.simulated_units import markov_sentences, segmented_sign_units
 from fairseq_signlang.features.purity import cluster_purity
 from fairseq_signlang.io.writers import atomic_open
-from fairseq_signlang.tools.sign_lexicon import HardLexiconScore, temper_lexicon
+from fairseq_signlang.tools.sign_lexicon import HardLexiconScore, Tempering, temper_lexicon
 
 
 def measure(text, signed, units_per_word, purity, count_errors, robust, args) -> dict:
@@ -35,7 +35,7 @@ def measure(text, signed, units_per_word, purity, count_errors, robust, args) ->
     rate = count_errors / 2 if robust else 0.0
     score = HardLexiconScore(units, num_units, [[index[w] for w in s] for s in text], len(vocab), self_loop=rate, skip=rate)
     start = time.time()
-    found = temper_lexicon(score, args.chains, args.sweeps, args.min_temperature, args.max_temperature, seed=args.seed,
+    found = temper_lexicon(score, Tempering(args.chains, args.sweeps, args.min_temperature, args.max_temperature), seed=args.seed,
                            desc=f"purity {purity}, count errors {count_errors}")
     pairs = [(w, u) for s, t in zip(units, truth) for u, w in zip(s, t)]
     oracle = cluster_purity(pairs)
@@ -58,10 +58,11 @@ def main(argv=None):
     ap.add_argument("--units-per-word", type=int, default=2)
     ap.add_argument("--purities", type=float, nargs="+", default=[1.0, 0.9, 0.8, 0.7])
     ap.add_argument("--count-errors", type=float, nargs="+", default=[0.0, 0.1, 0.25])
-    ap.add_argument("--chains", type=int, default=32)
-    ap.add_argument("--sweeps", type=int, default=2000)
-    ap.add_argument("--min-temperature", type=float, default=0.05)
-    ap.add_argument("--max-temperature", type=float, default=10.0)
+    tempering = Tempering()
+    ap.add_argument("--chains", type=int, default=tempering.chains)
+    ap.add_argument("--sweeps", type=int, default=tempering.sweeps)
+    ap.add_argument("--min-temperature", type=float, default=tempering.min_temperature)
+    ap.add_argument("--max-temperature", type=float, default=tempering.max_temperature)
     ap.add_argument("--seed", type=int, default=21, help="text source seed (the tests use 13)")
     args = ap.parse_args(argv)
     sentences = markov_sentences(args.words, 2 * args.sentences, seed=args.seed, min_len=3, max_len=5)

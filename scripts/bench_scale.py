@@ -28,8 +28,7 @@ import torch
 import yaml
 
 from fairseq_signlang.corpora.synthetic.simulated_units import UnitCorpusSpec, build_unit_corpus, markov_sentences
-from fairseq_signlang.io.writers import atomic_open
-from fairseq_signlang.tools.reports import write_json
+from fairseq_signlang.io.writers import atomic_open, write_json
 from fairseq_signlang.tools.training import REPO_DIR, run_hydra_train
 
 CONFIG_DIR = os.path.join(REPO_DIR, "examples", "speech2sign_u")

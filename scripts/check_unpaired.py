@@ -22,7 +22,8 @@ import argparse
 import sys
 
 from fairseq_signlang.io.readers import CorpusError
-from fairseq_signlang.tools.unpairedness import check_unpaired, format_report, has_overlap, write_report
+from fairseq_signlang.io.writers import write_json
+from fairseq_signlang.tools.unpairedness import check_unpaired, format_report, has_overlap
 
 
 def main(argv=None):
@@ -51,7 +52,7 @@ def main(argv=None):
                                 args.smoothing, max(0, args.baseline_draws), args.seed)
     except CorpusError as e:
         sys.exit(f"error: {e}")
-    write_report(args.out, report)
+    write_json(args.out, report)
     print(format_report(report))
     print(f"wrote {args.out}")
     if args.fail_on_overlap and has_overlap(report):

@@ -43,9 +43,9 @@ from fairseq_signlang.corpora.sign_corpus import ClipPool, build_word_corpus, re
 from fairseq_signlang.corpora.text_sources import kjv_sentences, restrict_vocabulary, text_file_sentences
 from fairseq_signlang.corpora.synthetic.tts import WordSpeaker
 from fairseq_signlang.io.readers import read_cluster_ids
-from fairseq_signlang.io.writers import atomic_open, write_lines, write_unit_sentences
+from fairseq_signlang.io.writers import atomic_open, write_json, write_lines, write_unit_sentences
 from fairseq_signlang.io.video import read_video, write_video
-from fairseq_signlang.tools.reports import build_summary, builds_table, training_curves, write_json
+from fairseq_signlang.tools.reports import build_summary, builds_table, training_curves
 from fairseq_signlang.tools.training import REPO_DIR, add_demo_training_args, train_demo_model
 from fairseq_signlang.tools.unpairedness import check_unpaired, print_summary
 

@@ -24,7 +24,8 @@ import numpy as np
 
 from fairseq_signlang.corpora.synthetic.simulated_units import UnitCorpusSpec, build_unit_corpus
 from fairseq_signlang.corpora.text_sources import kjv_sentences, restrict_vocabulary, text_file_sentences
-from fairseq_signlang.tools.reports import build_summary, builds_table, training_curves, write_json
+from fairseq_signlang.io.writers import write_json
+from fairseq_signlang.tools.reports import build_summary, builds_table, training_curves
 from fairseq_signlang.tools.training import add_demo_training_args, train_demo_model
 from fairseq_signlang.tools.unpairedness import check_unpaired, print_summary
 

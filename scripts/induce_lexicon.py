@@ -23,7 +23,7 @@ import argparse
 import sys
 
 from fairseq_signlang.io.readers import CorpusError
-from fairseq_signlang.tools.sign_lexicon import SEARCHES, induce_lexicon
+from fairseq_signlang.tools.sign_lexicon import SEARCHES, Tempering, induce_lexicon
 
 
 def main(argv=None):
@@ -34,10 +34,12 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--eval-splits", nargs="*", default=["valid", "test"])
     ap.add_argument("--search", choices=SEARCHES, default="temper")
-    ap.add_argument("--chains", type=int, default=32, help="temper: chains, one per temperature")
-    ap.add_argument("--sweeps", type=int, default=2000, help="temper: sweeps over the units per chain")
-    ap.add_argument("--min-temperature", type=float, default=0.05, help="temper: the coldest chain's, in units of a unit's mean count")
-    ap.add_argument("--max-temperature", type=float, default=10.0, help="temper: the hottest chain's (geometric in between)")
+    tempering = Tempering()
+    ap.add_argument("--chains", type=int, default=tempering.chains, help="temper: chains, one per temperature")
+    ap.add_argument("--sweeps", type=int, default=tempering.sweeps, help="temper: sweeps over the units per chain")
+    ap.add_argument("--min-temperature", type=float, default=tempering.min_temperature,
+                    help="temper: the coldest chain's, in units of a unit's mean count")
+    ap.add_argument("--max-temperature", type=float, default=tempering.max_temperature, help="temper: the hottest chain's (geometric in between)")
     ap.add_argument("--self-loop", type=float, default=0.0, help="temper: probability that a word repeats (a sign cut in two)")
     ap.add_argument("--skip", type=float, default=0.0, help="temper: probability that a word is skipped (merged into its neighbour)")
     ap.add_argument("--restarts", type=int, default=4, help="em: random starts")
@@ -46,8 +48,8 @@ def main(argv=None):
     ap.add_argument("--config", default="word_decipher_tiny", help="em: a config of examples/speech2sign_u")
     args = ap.parse_args(argv)
     try:
-        report = induce_lexicon(args.units, args.text, args.video_data, args.out, args.eval_splits, search=args.search, chains=args.chains,
-                                sweeps=args.sweeps, min_temperature=args.min_temperature, max_temperature=args.max_temperature,
+        report = induce_lexicon(args.units, args.text, args.video_data, args.out, args.eval_splits, search=args.search,
+                                tempering=Tempering(args.chains, args.sweeps, args.min_temperature, args.max_temperature),
                                 self_loop=args.self_loop, skip=args.skip, restarts=args.restarts, max_update=args.max_update,
                                 seed=args.seed, config=args.config)
     except (CorpusError, ValueError, RuntimeError) as e:

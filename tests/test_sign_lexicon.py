@@ -13,7 +13,7 @@ from fairseq_signlang.corpora.uslnet_corpus import build_word_sign_corpus
 from fairseq_signlang.features.sign_segments import LengthMatchedCounts, hand_speed, position_labels, speed_peak_bounds, uniform_bounds
 from fairseq_signlang.corpora.synthetic.simulated_units import markov_sentences, segmented_sign_units
 from fairseq_signlang.io.video import read_clip_manifest
-from fairseq_signlang.tools.sign_lexicon import HardLexiconScore, temper_lexicon
+from fairseq_signlang.tools.sign_lexicon import HardLexiconScore, Tempering, temper_lexicon
 
 from .conftest import run_script
 
@@ -66,7 +66,7 @@ def test_tempering_deciphers_a_homophonic_lexicon(seed):
     rng = np.random.default_rng(seed)
     units = [[2 * w + int(rng.integers(2)) for w in s] for s in sentences[1000:]]
     score = HardLexiconScore(units, 40, sentences[:1000], 20)
-    result = temper_lexicon(score, chains=16, sweeps=600, seed=1)
+    result = temper_lexicon(score, Tempering(chains=16, sweeps=600), seed=1)
     truth = np.arange(40) // 2
     assert result["assignment"].tolist() == truth.tolist()
     assert result["score"] == pytest.approx(score(truth), abs=1e-3)

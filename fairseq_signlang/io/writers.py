@@ -1,5 +1,6 @@
 """Writers that never leave a half-written file: write to a temporary name, then rename."""
 import contextlib
+import json
 import os
 from collections import Counter
 from typing import Iterable, Sequence
@@ -38,6 +39,12 @@ def atomic_array_appender(path: str):
         writer.close()
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_json(path: str, obj) -> None:
+    with atomic_open(path, encoding="utf-8") as f:
+        json.dump(obj, f, indent=1)
+        f.write("\n")
 
 
 def write_lines(path: str, lines: Iterable[str]) -> None:

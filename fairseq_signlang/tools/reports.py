@@ -1,22 +1,15 @@
 """Files a person reads after training and evaluation: metrics and rankings as JSON, alignment
 pictures, training curves."""
-import json
 import os
 from typing import Dict, Optional, Sequence
 
-from fairseq_signlang.io.writers import atomic_open
+from fairseq_signlang.io.writers import write_json
 from fairseq_signlang.metrics.retrieval import pair_cosine_cost
 from fairseq_signlang.tools.objective_bench import reference_baselines
 from fairseq_signlang.tools.training import log_records
 from fairseq_signlang.viz.alignment import plot_alignments, plot_curves
 
 METRIC_KEYS = ("uer", "a2v_recall@1", "a2v_recall@5", "a2v_recall@10", "v2a_recall@1", "v2a_recall@5", "v2a_recall@10")
-
-
-def write_json(path: str, obj) -> None:
-    with atomic_open(path, encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-        f.write("\n")
 
 
 def write_evaluation(result: Dict, out_dir: str, task, num_pairs: int = 6, word_labels: Optional[Sequence[str]] = None) -> Dict:

@@ -18,6 +18,7 @@ lexicon by decipherment, and word-by-word pseudo-parallel data.
 import json
 import os
 from collections import Counter
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -30,10 +31,9 @@ from fairseq_signlang.features.sign_segments import (LengthMatchedCounts, hand_s
                                                      speed_peak_bounds, uniform_bounds)
 from fairseq_signlang.io.readers import CorpusError, numbered_lines, read_cluster_ids, require_file
 from fairseq_signlang.io.video import ClipRow, read_clip_manifest, read_video, write_clip_manifest
-from fairseq_signlang.io.writers import write_dictionary, write_lines, write_unit_sentences
+from fairseq_signlang.io.writers import write_dictionary, write_json, write_lines, write_unit_sentences
 from fairseq_signlang.models.speech2sign_u.sign_ngram import SignNgramModel
 from fairseq_signlang.tools.evaluation import load_checkpoint
-from fairseq_signlang.tools.reports import write_json
 from fairseq_signlang.tools.training import REPO_DIR, log_records, run_hydra_train
 
 SEGMENTATIONS = ("uniform", "speed")
@@ -216,8 +216,16 @@ def _xlogx(x: np.ndarray) -> np.ndarray:
     return x * np.log(np.maximum(x, 1e-300))
 
 
-def temper_lexicon(score: HardLexiconScore, chains: int = 16, sweeps: int = 1000, min_temperature: float = 0.05,
-                   max_temperature: float = 10.0, seed: int = 0, desc: str = "tempering") -> Dict:
+@dataclass(frozen=True)
+class Tempering:
+    """temper_lexicon's settings; the defaults are those measured in examples/uslnet/README.md."""
+    chains: int = 32  # one per temperature
+    sweeps: int = 2000  # over all units, per chain
+    min_temperature: float = 0.05  # the coldest chain's, in units of a unit's mean count
+    max_temperature: float = 10.0  # the hottest chain's (geometric in between)
+
+
+def temper_lexicon(score: HardLexiconScore, tempering: Tempering = Tempering(), seed: int = 0, desc: str = "tempering") -> Dict:
     """Parallel tempering over unit-to-word assignments. Each chain sweeps the units in random
     order, drawing each unit's word from its conditional at the chain's temperature (a
     heat-bath move); after every sweep neighbouring temperatures swap states by the Metropolis
@@ -230,11 +238,12 @@ def temper_lexicon(score: HardLexiconScore, chains: int = 16, sweeps: int = 1000
     rng = np.random.default_rng(seed)
     K, V = score.num_units, score.num_words
     scale = score.counts.sum() / max(1, int((score.counts > 0).sum()))
-    temperatures = scale * np.geomspace(min_temperature, max_temperature, chains)  # (C,), coldest first
+    chains = tempering.chains
+    temperatures = scale * np.geomspace(tempering.min_temperature, tempering.max_temperature, chains)  # (C,), coldest first
     states = rng.integers(V, size=(chains, K))
     values = score.batch(states)
     best_value, best_state = float(values.max()), states[values.argmax()].copy()
-    for _ in tqdm(range(sweeps), desc=desc, unit="sweep"):
+    for _ in tqdm(range(tempering.sweeps), desc=desc, unit="sweep"):
         for u in rng.permutation(K):
             logits = score.unit_scores(states, u) / temperatures[:, None]  # (C, V)
             probs = np.exp(logits - logits.max(1, keepdims=True)).cumsum(1)
@@ -284,8 +293,7 @@ def _em_search(data: str, out: str, evals: Sequence[str], restarts: int, max_upd
 
 
 def induce_lexicon(units_dir: str, text: str, video_data: str, out: str, eval_splits: Sequence[str] = ("valid", "test"), *,
-                   search: str = "temper", chains: int = 32, sweeps: int = 2000, min_temperature: float = 0.05, max_temperature: float = 10.0,
-                   self_loop: float = 0.0, skip: float = 0.0, restarts: int = 4, max_update: int = 80, seed: int = 1,
+                   search: str = "temper", tempering: Tempering = Tempering(), self_loop: float = 0.0, skip: float = 0.0, restarts: int = 4, max_update: int = 80, seed: int = 1,
                    config: str = "word_decipher_tiny") -> Dict:
     """Decipher the video units against the text words (`search`: temper, or em from `restarts`
     starts, the most likely kept). Writes {out}/lexicon.json and {out}/train_pseudo.tsv (the
@@ -319,7 +327,7 @@ def induce_lexicon(units_dir: str, text: str, video_data: str, out: str, eval_sp
         index = {w: i for i, w in enumerate(vocabulary)}
         score = HardLexiconScore([u.tolist() for u in units["train"]], clusters, [[index[w] for w in s] for s in sentences], len(vocabulary),
                                  self_loop, skip)
-        result = temper_lexicon(score, chains, sweeps, min_temperature, max_temperature, seed)
+        result = temper_lexicon(score, tempering, seed)
         search_report = {"chains": result["chains"], "score": result["score"]}
         lexicon = {u: vocabulary[w] for u, w in enumerate(result["assignment"].tolist())}
         translations = {split: [[lexicon[int(u)] for u in s] for s in units[split]] for split in ["train", *evals]}

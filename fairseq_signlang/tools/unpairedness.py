@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from fairseq_signlang.io.readers import CorpusError, numbered_lines, require_file
-from fairseq_signlang.io.writers import atomic_open
+from fairseq_signlang.io.writers import write_json
 
 Sentence = Tuple[str, ...]
 
@@ -419,12 +419,6 @@ def has_overlap(report: Dict) -> bool:
     return bool(between.get("shared_distinct")) or any(r.get("ref_in_side") for r in report["with_refs"])
 
 
-def write_report(path: str, report: Dict) -> None:
-    with atomic_open(path, encoding="utf-8") as f:
-        json.dump(report, f, indent=1)
-        f.write("\n")
-
-
 # ---- printing ---------------------------------------------------------------------------------
 
 
@@ -509,6 +503,6 @@ def summary_lines(report: Dict) -> List[str]:
 def print_summary(report: Dict, json_path: Optional[str] = None) -> None:
     """Print summary_lines (for the corpus builders and demos); with `json_path`, write the report there."""
     if json_path:
-        write_report(json_path, report)
+        write_json(json_path, report)
     for line in summary_lines(report):
         print(line, flush=True)
