@@ -104,6 +104,11 @@ def translation_bleu(checkpoint: str, text_bin: str, out_path: str) -> dict:
     return {**{k: round(v, 2) if isinstance(v, float) else v for k, v in scores.items()}, "generate_output": out_path}
 
 
+def at_the_end(updates: int):
+    """A joint run validates and saves once, after its last update."""
+    return [f"dataset.validate_interval_updates={updates}", f"checkpoint.save_interval_updates={updates}"]
+
+
 def lexicon_bootstrap(corpus: str, runs: str, joint, without_joint: str, s: Scale) -> dict:
     """U (lexicon + BT): sign units, a deciphered lexicon and word-by-word pseudo pairs from the
     unpaired halves; the pairs alone, then the pairs and eq. 13. Returns the lexicon's accuracy
@@ -113,12 +118,11 @@ def lexicon_bootstrap(corpus: str, runs: str, joint, without_joint: str, s: Scal
     run([sys.executable, f"{SCRIPTS}/induce_lexicon.py", "--units", units, "--text", f"{corpus}/text/train.txt", "--video-data", video,
          "--out", lexicon])
     pairs = [*joint, "task.joint_mode=pseudo_parallel", f"task.pseudo_parallel_manifest={lexicon}/train_pseudo.tsv"]
-    every = lambda n: [f"dataset.validate_interval_updates={n}", f"checkpoint.save_interval_updates={n}"]  # noqa: E731
     no_bt = [f"criterion.alpha_{term}=0" for term in ("text", "codebook", "video", "t2v2t", "v2t2v")]
-    train("joint_tiny", f"{runs}/lexicon_pairs", [*pairs, *no_bt, f"model.init_checkpoint={without_joint}", *every(s.pairs_updates)],
+    train("joint_tiny", f"{runs}/lexicon_pairs", [*pairs, *no_bt, f"model.init_checkpoint={without_joint}", *at_the_end(s.pairs_updates)],
           s.pairs_updates)
     train("joint_tiny", f"{runs}/lexicon_bt", [*pairs, f"model.init_checkpoint={runs}/lexicon_pairs/ckpt/checkpoint_last.pt",
-                                               *every(s.pairs_bt_updates)], s.pairs_bt_updates)
+                                               *at_the_end(s.pairs_bt_updates)], s.pairs_bt_updates)
     with open(f"{lexicon}/lexicon.json", encoding="utf-8") as f:
         report = json.load(f)
     return {"splits": report["splits"], "checkpoint": f"{runs}/lexicon_bt/ckpt/checkpoint_last.pt"}
@@ -154,11 +158,10 @@ def compare(out: str, scale: str = "test", seed: int = 0) -> dict:
          "--video-checkpoint", video_ckpt, "--data", text_bin, "--video-data", video,
          "--video-cache", f"{video}/cache", "--out", without])
     joint = [f"task.data={text_bin}", *video_data, *stages]
-    every = lambda n: [f"dataset.validate_interval_updates={n}", f"checkpoint.save_interval_updates={n}"]  # noqa: E731
-    train("joint_tiny", f"{runs}/unsupervised", [*joint, f"dataset.batch_size={s.unsupervised_batch}", *every(s.unsupervised_updates)],
+    train("joint_tiny", f"{runs}/unsupervised", [*joint, f"dataset.batch_size={s.unsupervised_batch}", *at_the_end(s.unsupervised_updates)],
           s.unsupervised_updates)
     train("joint_tiny", f"{runs}/supervised", [*joint, "task.joint_mode=supervised", "dataset.train_subset=train_paired",
-                                               *every(s.supervised_updates)], s.supervised_updates)
+                                               *at_the_end(s.supervised_updates)], s.supervised_updates)
     data = [f"task.data={text_bin}", *video_data, f"dataset.batch_size={s.unsupervised_batch}"]  # the stages come with model.init_checkpoint
     lexicon = lexicon_bootstrap(corpus, runs, data, without, s)
     checkpoints = {"without_joint": without, "unsupervised": f"{runs}/unsupervised/ckpt/checkpoint_last.pt",
