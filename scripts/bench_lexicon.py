@@ -25,7 +25,7 @@ import numpy as np
 from fairseq_signlang.corpora.synthetic.simulated_units import markov_sentences, segmented_sign_units
 from fairseq_signlang.features.purity import cluster_purity
 from fairseq_signlang.io.writers import atomic_open
-from fairseq_signlang.tools.sign_lexicon import HardLexiconScore, Tempering, temper_lexicon
+from fairseq_signlang.models.speech2sign_u.cipher_search import HardLexiconScore, Tempering, temper_lexicon
 
 
 def measure(text, signed, units_per_word, purity, count_errors, robust, args) -> dict:

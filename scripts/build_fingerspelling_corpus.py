@@ -89,7 +89,8 @@ def main():
     splits = summary["splits"]
     evals = ", ".join(f"{s} {c['speech_sentences']}" for s, c in splits.items() if s != "train")
     print(
-        f"{args.out}: {summary['sentences_used']} of {summary['sentences']} sentences of {source}; train {splits['train']['speech_sentences']} "
+        f"{args.out}: {summary['sentences_used']} of {summary['sentences']} sentences of {source} "
+        f"({summary['repeated_sentences']} repeats of another's letters left out); train {splits['train']['speech_sentences']} "
         f"speech + {splits['train']['sign_sentences']} sign sentences ({splits['train']['sign_letters']} sign letters); paired eval {evals or 'none'}; "
         f"pool {pool_dir}, {args.pool_size} exemplars per letter, dim {summary['sign_dim']}"
         + (f"; simulated speech dim {args.simulate_speech}" if speech else "")

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 
@@ -46,21 +45,11 @@ from fairseq_signlang.io.readers import read_cluster_ids
 from fairseq_signlang.io.writers import atomic_open, write_json, write_lines, write_unit_sentences
 from fairseq_signlang.io.video import read_video, write_video
 from fairseq_signlang.tools.reports import build_summary, builds_table, training_curves
-from fairseq_signlang.tools.training import REPO_DIR, add_demo_training_args, train_demo_model
+from fairseq_signlang.tools.training import add_demo_training_args, run_script, train_demo_model
 from fairseq_signlang.tools.unpairedness import check_unpaired, print_summary
 
 SPLITS = ("train", "valid", "test")
 FPS, SIZE = 25, 96
-
-
-def run_script(name: str, *args: str) -> str:
-    """Run scripts/{name} as a user would; its command is printed, its errors stop the demo."""
-    cmd = [sys.executable, os.path.join(REPO_DIR, "scripts", name), *map(str, args)]
-    print(f"      $ python scripts/{name} " + " ".join(cmd[2:]), flush=True)
-    run = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_DIR)
-    if run.returncode != 0:
-        sys.exit(f"error: scripts/{name} failed:\n{run.stderr[-3000:]}")
-    return run.stdout
 
 
 def render_clip_pool(vocab, out_dir, signers: int, similar: int, variation: float, seed: int):

@@ -23,7 +23,8 @@ import argparse
 import sys
 
 from fairseq_signlang.io.readers import CorpusError
-from fairseq_signlang.tools.sign_lexicon import SEARCHES, Tempering, induce_lexicon
+from fairseq_signlang.models.speech2sign_u.cipher_search import Tempering
+from fairseq_signlang.tools.sign_lexicon import SEARCHES, induce_lexicon
 
 
 def main(argv=None):

@@ -16,11 +16,12 @@ from .conftest import REPO
 
 def test_restrict_vocabulary_keeps_top_words_and_long_sentences(tmp_path):
     path = tmp_path / "t.txt"
-    path.write_text("The cat sat on the mat.\nA dog.\nthe cat and the dog sat on a mat\n")
+    path.write_text("The cat sat on the mat.\nA dog.\nthe cat and the dog sat on a mat\nThe cat sat on the rug!\n")
     sentences = text_file_sentences(str(path))
     assert sentences[1] == ["a", "dog"]
     vocab, kept = restrict_vocabulary(sentences, vocab_size=4, min_words=5)
     assert vocab == ["the", "cat", "sat", "on"]  # ties keep first-seen order
+    # the last line cuts to the first's words: kept once, or it could land on both sides of a split
     assert kept == [["the", "cat", "sat", "on", "the"], ["the", "cat", "the", "sat", "on"]]
     assert restrict_vocabulary(sentences, vocab_size=4, min_words=6)[1] == []
 

@@ -105,6 +105,18 @@ def test_disjoint_training_halves_and_paired_evaluation(stdlib_sentences, synthe
     assert not (tmp_path / "speech" / "train.npy").exists()  # no simulated speech unless asked
 
 
+def test_a_repeated_sentence_is_used_once(stdlib_sentences, synthetic_pool, tmp_path):
+    """Repeats (the Bible's verses cut to letters repeat) would otherwise land on both training
+    sides, or in training and test: the unpaired corpus would share sentences."""
+    sentences = stdlib_sentences[:100] * 3
+    summary = build(sentences, synthetic_pool, tmp_path)
+    ids = summary["sentence_ids"]
+    used = [letters_of(sentences[i]) for side in ids.values() for i in side]
+    distinct = len({letters_of(s) for s in stdlib_sentences[:100]})
+    assert summary["sentences_used"] == len(used) == len(set(used)) == distinct
+    assert summary["repeated_sentences"] == len(sentences) - distinct
+
+
 def test_exemplar_draws_respect_pool_size_and_seed(stdlib_sentences, synthetic_pool, tmp_path):
     build(stdlib_sentences, synthetic_pool, tmp_path / "a", seed=3, pool_size=7)
     build(stdlib_sentences, synthetic_pool, tmp_path / "b", seed=3, pool_size=7)
@@ -245,7 +257,7 @@ def test_prepare_char_task_from_cluster_ids_and_its_errors(stdlib_sentences, syn
         run_script("build_fingerspelling_corpus.py", "--stdlib-text", "--pool", tmp_path / "nopool", "--out", tmp_path / "c2")
     text = tmp_path / "text.txt"
     text.write_text("Line one is here.\n\n1 2 3\nline four\nline five\nline six!\nline seven\n")
-    with pytest.raises(SystemExit, match=r"error: 5 sentences with letters \(of 7\) are too few for 400 evaluation sentences"):
+    with pytest.raises(SystemExit, match=r"error: 5 distinct sentences with letters \(of 7\) are too few for 400 evaluation sentences"):
         run_script("build_fingerspelling_corpus.py", "--text", text, "--pool", synthetic_pool, "--out", tmp_path / "c3")
     run_script("build_fingerspelling_corpus.py", "--text", text, "--pool", synthetic_pool, "--pool-size", 10, "--valid", 1, "--test", 1, "--out", tmp_path / "c3")
     ids = json.load(open(tmp_path / "c3" / "summary.json"))["sentence_ids"]

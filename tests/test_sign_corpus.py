@@ -60,6 +60,10 @@ def test_disjoint_halves_and_paired_splits(clip_folder, tmp_path):
     pool = ClipPool.from_folders(clip_folder)
     summary = build_word_corpus(sentences(), pool, 5, str(tmp_path / "disjoint"), pairing="disjoint")
     assert abs(summary["speech_sentences"] - summary["sign_sentences"]) <= 1
+    # a sentence given three times (or cut to the vocabulary into another's words): all copies on one side
+    build_word_corpus(sentences() * 3, pool, 5, str(tmp_path / "repeats"), pairing="disjoint")
+    sides = [{tuple(json.loads(line)["words"]) for line in open(tmp_path / "repeats" / f"{side}.jsonl")} for side in ("speech", "sign")]
+    assert sides[0] and sides[1] and not sides[0] & sides[1]
     vocab = ["go", "do", "you", "hear", "the"]
     build_word_corpus(sentences(seed=3), pool, 5, str(tmp_path / "test"), pairing="paired", vocab=vocab)
     speech = [json.loads(line) for line in open(tmp_path / "test" / "speech.jsonl")]

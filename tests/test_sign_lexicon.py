@@ -13,7 +13,7 @@ from fairseq_signlang.corpora.uslnet_corpus import build_word_sign_corpus
 from fairseq_signlang.features.sign_segments import LengthMatchedCounts, hand_speed, position_labels, speed_peak_bounds, uniform_bounds
 from fairseq_signlang.corpora.synthetic.simulated_units import markov_sentences, segmented_sign_units
 from fairseq_signlang.io.video import read_clip_manifest
-from fairseq_signlang.tools.sign_lexicon import HardLexiconScore, Tempering, temper_lexicon
+from fairseq_signlang.models.speech2sign_u.cipher_search import HardLexiconScore, Tempering, temper_lexicon
 
 from .conftest import run_script
 

@@ -300,9 +300,10 @@ def build_fingerspelling_corpus(
 ) -> Dict:
     """Write a fingerspelling corpus of `sentences` (word lists or strings) to out_dir.
 
-    The sentences with letters are shuffled with `seed` (then cut to `max_sentences`); the first
-    eval_splits[name] go to each evaluation split, in order; of the rest, half are the speech
-    side of `train` and half its sign side: disjoint sentences, as unpaired corpora are.
+    The distinct sentences with letters (a repeat counted once) are shuffled with `seed` (then
+    cut to `max_sentences`); the first eval_splits[name] go to each evaluation split, in order;
+    of the rest, half are the speech side of `train` and half its sign side: disjoint sentences,
+    as unpaired corpora are.
     Evaluation sentences are speech sentences whose sign rendering is written too, line by line,
     only to score against. Each sign letter is one exemplar drawn uniformly from the first
     `pool_size` of its letter's pool.
@@ -321,7 +322,11 @@ def build_fingerspelling_corpus(
     if any(n < 0 for n in split_sizes.values()):
         raise ValueError(f"evaluation split sizes must be non-negative, got {split_sizes}")
     letters = [letters_of(s) for s in sentences]
-    usable = np.array([i for i, s in enumerate(letters) if s], dtype=np.int64)
+    first_of = {}  # each distinct letter sequence once, so none is on both sides or in training and evaluation
+    for i, s in enumerate(letters):
+        if s:
+            first_of.setdefault(s, i)
+    usable = np.array(sorted(first_of.values()), dtype=np.int64)
     rng = np.random.default_rng(seed)
     order = usable[rng.permutation(len(usable))]
     if max_sentences is not None:
@@ -331,7 +336,7 @@ def build_fingerspelling_corpus(
     n_eval = sum(split_sizes.values())
     if len(order) < n_eval + 2:
         raise ValueError(
-            f"{len(order)} sentences with letters (of {len(sentences)}) are too few for {n_eval} evaluation sentences and two training halves"
+            f"{len(order)} distinct sentences with letters (of {len(sentences)}) are too few for {n_eval} evaluation sentences and two training halves"
         )
     assigned: Dict[str, np.ndarray] = {}
     start = 0
@@ -359,7 +364,8 @@ def build_fingerspelling_corpus(
             counts[split]["speech_segments"] = _write_simulated_speech(prefix, [letters[i] for i in ids], simulate_speech, seed, streams)
     summary = {
         "sentences": len(sentences),
-        "sentences_without_letters": len(sentences) - len(usable),
+        "sentences_without_letters": sum(1 for s in letters if not s),
+        "repeated_sentences": sum(1 for s in letters if s) - len(usable),
         "sentences_used": len(order),
         "splits": counts,
         "pool": os.path.abspath(pool.root),

@@ -4,7 +4,7 @@ keep sentences of at least 5 in-vocabulary words over the top-N vocabulary, and 
 sentence a sign sequence of one random clip per word."""
 import json
 import os
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -85,8 +85,9 @@ def build_word_corpus(
     speech.jsonl: {"utt": index into `sentences`, "words": [...]}, the words kept in vocabulary.
     sign.jsonl: {"words": [...], "clip_ids": [...], "clips": [[path, start, end], ...]}, one
     random clip per word. pairing: "hidden" gives the sign side the same sentences in its own
-    shuffled order (ASL LibriSpeech), "disjoint" the other half of the sentences, "paired" the
-    same sentences in the same order (evaluation splits).
+    shuffled order (ASL LibriSpeech), "disjoint" the other half of the distinct sentences (all
+    copies of a repeated one on the same side), "paired" the same sentences in the same order
+    (evaluation splits).
     clips.tsv: a clip manifest of every clip of the vocabulary (id `{gloss}_{n}`), the input of
     scripts/extract_sign_features.py. `vocab` fixes the vocabulary (another split's vocab.txt)."""
     if pairing not in PAIRINGS:
@@ -107,12 +108,15 @@ def build_word_corpus(
             kept.append((i, words))
     if len(kept) < 2:
         raise CorpusError(f"only {len(kept)} sentences have {min_words} or more of the {len(vocab)} words with sign clips")
-    order = rng.permutation(len(kept))
-    if pairing == "disjoint":
-        half = len(kept) // 2
-        speech_side, sign_side = [kept[i] for i in order[:half]], [kept[i] for i in order[half:]]
+    if pairing == "disjoint":  # halves of the distinct sentences: a repeat's copies go to one side
+        copies = defaultdict(list)
+        for item in kept:
+            copies[tuple(item[1])].append(item)
+        distinct = list(copies.values())
+        order, half = rng.permutation(len(distinct)), len(distinct) // 2
+        speech_side, sign_side = ([item for i in part for item in distinct[i]] for part in (order[:half], order[half:]))
     elif pairing == "hidden":
-        speech_side, sign_side = kept, [kept[i] for i in order]
+        speech_side, sign_side = kept, [kept[i] for i in rng.permutation(len(kept))]
     else:
         speech_side, sign_side = kept, kept
     os.makedirs(out_dir, exist_ok=True)

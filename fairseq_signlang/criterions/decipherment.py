@@ -25,6 +25,7 @@ explains which units share a sentence better than the true one explains word ord
 likelihood, wrong reading. `warm_start_updates` first fits G by the paper's L1 terms (eq. 12),
 which match unit statistics and are blind to that, and lets EM refine from there.
 """
+import logging
 from dataclasses import dataclass, field
 from typing import Iterator, Tuple
 
@@ -37,7 +38,10 @@ from torch import Tensor
 
 from fairseq_signlang.criterions.log_sums import log_totals
 from fairseq_signlang.criterions.unigram_skipgram_l1 import UnigramSkipgramL1Config, UnigramSkipgramL1Criterion
+from fairseq_signlang.models.speech2sign_u.cipher_search import HardLexiconScore, Tempering, temper_lexicon
 from fairseq_signlang.models.speech2sign_u.hmm import scaled_emissions, token_emissions
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -73,6 +77,21 @@ class DecipherConfig(FairseqDataclass):
             "in a wrong optimum of higher likelihood when speech units also encode the speaker (media demo: UER 93 "
             "from random, 53 from the L1 start). 0: decipherment from the model's initialisation"
         },
+    )
+    init: ChoiceEnum(["model", "tempering"]) = field(
+        default="model",
+        metadata={
+            "help": "where EM starts. model: the generator as it is (its random initialisation, or the warm start's G); "
+            "tempering (speech_input=units): each speech unit's most likely single sign unit, found by parallel "
+            "tempering over whole assignments under the sign bigram (a homophonic cipher, "
+            "models/speech2sign_u/cipher_search.py), mixed with init_smoothing of uniform mass. EM from a random G "
+            "stalled at UER 80 on a fingerspelling corpus of KJV text (oracle 5.3); its cost grows as K^2 V per sweep "
+            "for K speech units and V sign units, seconds at the character level"
+        },
+    )
+    init_sweeps: int = field(default=500, metadata={"help": "init=tempering: sweeps of the search (32 chains)"})
+    init_smoothing: float = field(
+        default=0.1, metadata={"help": "init=tempering: share of uniform mass in each G(.|x), so EM can still move a unit"}
     )
     warm_start_max_skip: int = field(default=6, metadata={"help": "warm start: K of the skip-gram L1 term (paper: 6)"})
     warm_start_skipgram_weight: float = field(default=1.0, metadata={"help": "warm start: lambda of eq. 12"})
@@ -120,9 +139,14 @@ class DecipherCriterion(FairseqCriterion):
             raise ValueError(f"criterion.stepwise_power must be >= 0 and emission_floor in [0, 1), got {cfg.stepwise_power}, {cfg.emission_floor}")
         if cfg.warm_start_updates < 0:
             raise ValueError(f"criterion.warm_start_updates must be >= 0, got {cfg.warm_start_updates}")
+        if cfg.init == "tempering" and not task.discrete_speech:
+            raise ValueError("criterion.init=tempering reads one sign unit per speech unit, so it needs task.speech_input=units")
+        if not 0 < cfg.init_smoothing < 1:
+            raise ValueError(f"criterion.init_smoothing must be in (0, 1), got {cfg.init_smoothing}")
         self.cfg = cfg
         self._counts = None  # em: this batch's expected counts (X, C) and its number of words
         self._num_updates = 0
+        self._started = cfg.init == "model"  # init=tempering: set G once, at the first EM update
         self.warm_start = None
         if cfg.warm_start_updates > 0:
             l1 = UnigramSkipgramL1Config(max_skip=cfg.warm_start_max_skip, skipgram_weight=cfg.warm_start_skipgram_weight)
@@ -138,6 +162,10 @@ class DecipherCriterion(FairseqCriterion):
     def forward(self, model, sample, reduce=True):
         if self.warming_up:
             return self.warm_start(model, sample)
+        if not self._started and model.training:
+            if self._num_updates == self.cfg.warm_start_updates:  # not a run resumed past it
+                self.start_from_tempering(model)
+            self._started = True
         net_output = model(**sample["net_input"])
         lengths = (~net_output["padding_mask"]).sum(1)
         chain = self.task.sign_chain(lengths.device)
@@ -169,6 +197,27 @@ class DecipherCriterion(FairseqCriterion):
             "sample_size": nwords,
         }
         return loss, nwords, logging_output
+
+    @torch.no_grad()
+    def start_from_tempering(self, model) -> None:
+        """G(.|x) set to each speech unit's sign unit in the most likely hard assignment found."""
+        speech = self.task.datasets["train"].speech
+        flat, offsets = speech.data.tolist(), speech.offsets.tolist()
+        sentences = [flat[o : o + n] for o, n in zip(offsets, speech.lengths.tolist())]
+        _, signs = self.task.sign_sentences()
+        generator = model.generator
+        G = generator.unit_posteriors()                                         # (X, C)
+        first = self.task.sign_dict.nspecial
+        score = HardLexiconScore(sentences, G.shape[0], signs, G.shape[1] - first, self_loop=self.task.chain_self_loop())
+        found = temper_lexicon(score, Tempering(sweeps=self.cfg.init_sweeps), seed=torch.initial_seed() % 2**32, desc="tempering start")
+        logger.info(f"tempering start: hard assignment of log likelihood {found['score']}")
+        hard = torch.zeros_like(G)
+        hard[torch.arange(len(G)), torch.as_tensor(found["assignment"], device=G.device) + first] = 1.0
+        valid = (~generator.invalid_outputs).to(G)
+        generator.set_unit_posteriors((1 - self.cfg.init_smoothing) * hard + self.cfg.init_smoothing * valid / valid.sum())
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            for p in generator.parameters():
+                dist.broadcast(p.data, 0)  # every rank starts from rank 0's search
 
     # ---- em: the M-step, run by the task in place of the optimizer's step ------------------
 

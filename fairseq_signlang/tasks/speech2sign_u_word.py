@@ -217,11 +217,8 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
     def sign_chain(self, device=None) -> SignChain:
         """The n-gram model of train.sign (task.sign_lm_order) as a chain over sign units."""
         if self._sign_chain is None:
-            path = require_file(self._path("train.sign"), "sign corpus (the sign n-gram model is built from it)")
+            path, sentences = self.sign_sentences()
             first = self.sign_dict.nspecial
-            packed = self._read_packed(path, self.sign_dict, "dict.sign.txt")
-            flat, offsets = (packed.data - first).tolist(), packed.offsets.tolist()  # plain ints: no tensor op per unit
-            sentences = [flat[o : o + n] for o, n in zip(offsets, packed.lengths.tolist())]
             try:
                 ngram = SignNgramModel(sentences, len(self.sign_dict) - first, self.cfg.sign_lm_order)
                 self._sign_chain = SignChain(ngram, first_unit=first, self_loop=self.chain_self_loop())
@@ -229,6 +226,13 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
                 raise CorpusError(f"{path}: task.sign_lm_order={self.cfg.sign_lm_order}: {e}") from e
             logger.info(f"sign {self.cfg.sign_lm_order}-gram model of {path}: {len(self._sign_chain.units)} chain states")
         return self._sign_chain.to(device) if device is not None else self._sign_chain
+
+    def sign_sentences(self):
+        """(path, sentences) of train.sign, the units numbered from 0 (the dictionary's specials off)."""
+        path = require_file(self._path("train.sign"), "sign corpus (the sign n-gram model is built from it)")
+        packed = self._read_packed(path, self.sign_dict, "dict.sign.txt")
+        flat, offsets = (packed.data - self.sign_dict.nspecial).tolist(), packed.offsets.tolist()  # plain ints: no tensor op per unit
+        return path, [flat[o : o + n] for o, n in zip(offsets, packed.lengths.tolist())]
 
     @property
     def speech_unit_frequency(self):

@@ -17,6 +17,17 @@ _UPDATES = re.compile(r"num_updates[\"']?[=:]\s*[\"']?(\d+)")
 _JSON_RECORD = re.compile(r"(?:\]\[(\w+)\]\[INFO\] - |\| INFO \| (\w+) \| )(\{.*\})\s*$")
 
 
+def run_script(name: str, *args: str) -> str:
+    """Run scripts/{name} as a user would (a demo's or benchmark's step): its command is printed,
+    its errors stop the caller."""
+    cmd = [sys.executable, os.path.join(REPO_DIR, "scripts", name), *map(str, args)]
+    print(f"      $ python scripts/{name} " + " ".join(cmd[2:]), flush=True)
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_DIR)
+    if run.returncode != 0:
+        sys.exit(f"error: scripts/{name} failed:\n{run.stderr[-3000:]}")
+    return run.stdout
+
+
 def log_records(log_text: str, kind: str) -> List[Dict]:
     """The json records of one kind ("train_inner", "train", "valid") in a fairseq log
     written with common.log_format=json."""

@@ -1,0 +1,105 @@
+#!/usr/bin/env python
+"""Character-level decipherment on a fingerspelling corpus built from text, seed and noise that
+the configs were not tuned on (by default the King James Bible, seed 7, speech noise 0.5 with two
+look-alike letter pairs; the tests use Python's docstrings, seed 3, noise 0.3). Speech and sign
+come from disjoint sentences. The corpus is built and clustered by the scripts a user runs
+(build_fingerspelling_corpus.py, cluster_features.py, prepare_char_task.py --speech-km), with
+the sign side as the letters themselves or as k-means clusters of the sign exemplars, and
+char_decipher_tiny is trained through fairseq-hydra-train from each start (criterion.init). Prints
+one table (also {out}/table.md, rows.json): test UER beside the corpus's oracle (each speech unit
+read as the sign unit it most often is) and the most-frequent-unit baseline, the validation UER
+of the checkpoint the label-free speech_nll chose against the run's best, and wall time."""
+import argparse
+import json
+import os
+import time
+
+from fairseq_signlang.io.writers import atomic_open
+from fairseq_signlang.tools.evaluation import evaluate_split, load_checkpoint
+from fairseq_signlang.tools.objective_bench import CONFIG_DIR, reference_baselines
+from fairseq_signlang.tools.training import log_records, run_hydra_train, run_script
+
+COLUMNS = (("sign_units", "sign units", "{}"), ("init", "EM start", "{}"), ("uer", "UER", "{:.1f}"), ("oracle_uer", "oracle UER", "{:.1f}"),
+           ("majority_uer", "most frequent unit UER", "{:.1f}"), ("a2v_r1", "A->V R@1", "{:.1f}"),
+           ("valid_uer_chosen", "valid UER, chosen by speech_nll", "{:.1f}"), ("valid_uer_best", "best valid UER", "{:.1f}"),
+           ("wall_s", "wall s", "{:.0f}"))
+
+
+def build(args, out: str) -> dict:
+    """The corpus, its k-means units and one task folder per kind of sign unit."""
+    fs = os.path.join(out, "corpus")
+    text = ["--text", args.text] if args.text else ["--kjv"]
+    run_script("build_fingerspelling_corpus.py", *text, "--synthesize-pool", 64, "--pool-size", 100, "--confusable-pairs", 2,
+               "--valid", 200, "--test", 300, "--max-sentences", args.sentences, "--simulate-speech", 32,
+               "--speech-noise", args.speech_noise, "--max-segments-per-letter", args.max_segments_per_letter,
+               "--speech-confusable-pairs", 2, "--seed", args.seed, "--out", fs)
+    splits = [f"{fs}/{{}}/{s}" for s in ("train", "valid", "test")]
+    run_script("cluster_features.py", "kmeans", "--fit", f"{fs}/speech/train", "-k", 52, "--seed", args.seed, "--out", f"{out}/speech_km",
+               "--apply", *[s.format("speech") for s in splits])
+    folders = {}
+    for kind in args.sign_units:
+        data = os.path.join(out, f"data_{kind}")
+        if kind == "letters":
+            sign = ["--letter-units", f"{fs}/sign"]
+        else:  # the paper's: sign exemplars clustered into as many units as letters
+            run_script("cluster_features.py", "kmeans", "--fit", f"{fs}/sign/train", "-k", 26, "--standardize", "--seed", args.seed,
+                       "--out", f"{out}/sign_km", "--apply", *[s.format("sign") for s in splits])
+            sign = ["--sign-km", f"{out}/sign_km", "--sign-clusters", 26]
+        run_script("prepare_char_task.py", "--speech", f"{fs}/speech", *sign, "--speech-km", f"{out}/speech_km",
+                   "--eval-splits", "valid", "test", "--out", data)
+        folders[kind] = data
+    return folders
+
+
+def train_and_score(data: str, out: str, init: str, args) -> dict:
+    ckpt = os.path.join(out, "checkpoints")
+    overrides = [f"task.data={data}", f"checkpoint.save_dir={ckpt}", f"hydra.run.dir={out}/hydra", "common.log_format=json",
+                 f"common.seed={args.seed}", f"criterion.init={init}"]
+    if args.max_segments_per_letter > 1:
+        overrides.append("task.sign_lm_self_loop=0.1")  # a letter may span several segments
+    start = time.time()
+    log = run_hydra_train(CONFIG_DIR, "char_decipher_tiny", overrides, os.path.join(out, "train.log"), desc=os.path.basename(out))
+    wall = time.time() - start
+    valid = log_records(log, "valid")
+    chosen = min(valid, key=lambda r: float(r["valid_speech_nll"]))
+    model, task = load_checkpoint(os.path.join(ckpt, "checkpoint_best.pt"), data, "cpu")
+    result = evaluate_split(model, task, "test")
+    return {"uer": result["uer"], "a2v_r1": result["a2v_recall@1"], "valid_uer_chosen": float(chosen["valid_uer"]),
+            "valid_uer_best": min(float(r["valid_uer"]) for r in valid), "wall_s": wall,
+            **reference_baselines(data, "test", merge_repeats=True)}
+
+
+def format_table(rows) -> str:
+    head = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
+    rule = "| " + " | ".join("---" if i < 2 else "---:" for i in range(len(COLUMNS))) + " |"
+    return "\n".join([head, rule, *("| " + " | ".join(fmt.format(r[key]) for key, _, fmt in COLUMNS) + " |" for r in rows)])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="outputs/bench_char_decipherment")
+    ap.add_argument("--text", help="plain text, one sentence per line (default: Debian's bible-kjv)")
+    ap.add_argument("--sentences", type=int, default=3500, help="sentences drawn (both training halves + 200 valid + 300 test)")
+    ap.add_argument("--speech-noise", type=float, default=0.5)
+    ap.add_argument("--max-segments-per-letter", type=int, default=1, help="> 1: letters over several segments (sign LM self-loop 0.1)")
+    ap.add_argument("--sign-units", nargs="+", choices=("letters", "kmeans"), default=["letters", "kmeans"])
+    ap.add_argument("--init", nargs="+", choices=("model", "tempering"), default=["model", "tempering"],
+                    help="criterion.init: a random G, or the tempering search's hard reading")
+    ap.add_argument("--seed", type=int, default=7, help="corpus, clustering and training seed")
+    args = ap.parse_args()
+    out = os.path.abspath(args.out)
+    rows = []
+    for kind, data in build(args, out).items():
+        for init in args.init:
+            rows.append({"sign_units": kind, "init": init, **train_and_score(data, os.path.join(out, f"{kind}_{init}"), init, args)})
+            print(format_table(rows[-1:]), flush=True)
+    table = format_table(rows)
+    print(table)
+    with atomic_open(os.path.join(out, "table.md")) as f:
+        f.write(table + "\n")
+    with atomic_open(os.path.join(out, "rows.json")) as f:
+        json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
