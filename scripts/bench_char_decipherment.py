@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Character-level decipherment on a fingerspelling corpus built from text, seed and noise that
 the configs were not tuned on (by default the King James Bible, seed 7, speech noise 0.5 with two
-look-alike letter pairs; the tests use Python's docstrings, seed 3, noise 0.3). Speech and sign
-come from disjoint sentences. The corpus is built and clustered by the scripts a user runs
+look-alike letter pairs; the tests use Python's docstrings, seed 3, noise 0.3), one speech
+segment per letter so the oracle can pair them by position. Speech and sign come from disjoint
+sentences. The corpus is built and clustered by the scripts a user runs
 (build_fingerspelling_corpus.py, cluster_features.py, prepare_char_task.py --speech-km), with
 the sign side as the letters themselves or as k-means clusters of the sign exemplars, and
 char_decipher_tiny is trained through fairseq-hydra-train from each start (criterion.init). Prints
@@ -31,7 +32,7 @@ def build(args, out: str) -> dict:
     text = ["--text", args.text] if args.text else ["--kjv"]
     run_script("build_fingerspelling_corpus.py", *text, "--synthesize-pool", 64, "--pool-size", 100, "--confusable-pairs", 2,
                "--valid", 200, "--test", 300, "--max-sentences", args.sentences, "--simulate-speech", 32,
-               "--speech-noise", args.speech_noise, "--max-segments-per-letter", args.max_segments_per_letter,
+               "--speech-noise", args.speech_noise, "--max-segments-per-letter", 1,
                "--speech-confusable-pairs", 2, "--seed", args.seed, "--out", fs)
     splits = [f"{fs}/{{}}/{s}" for s in ("train", "valid", "test")]
     run_script("cluster_features.py", "kmeans", "--fit", f"{fs}/speech/train", "-k", 52, "--seed", args.seed, "--out", f"{out}/speech_km",
@@ -55,8 +56,6 @@ def train_and_score(data: str, out: str, init: str, args) -> dict:
     ckpt = os.path.join(out, "checkpoints")
     overrides = [f"task.data={data}", f"checkpoint.save_dir={ckpt}", f"hydra.run.dir={out}/hydra", "common.log_format=json",
                  f"common.seed={args.seed}", f"criterion.init={init}"]
-    if args.max_segments_per_letter > 1:
-        overrides.append("task.sign_lm_self_loop=0.1")  # a letter may span several segments
     start = time.time()
     log = run_hydra_train(CONFIG_DIR, "char_decipher_tiny", overrides, os.path.join(out, "train.log"), desc=os.path.basename(out))
     wall = time.time() - start
@@ -81,7 +80,6 @@ def main():
     ap.add_argument("--text", help="plain text, one sentence per line (default: Debian's bible-kjv)")
     ap.add_argument("--sentences", type=int, default=3500, help="sentences drawn (both training halves + 200 valid + 300 test)")
     ap.add_argument("--speech-noise", type=float, default=0.5)
-    ap.add_argument("--max-segments-per-letter", type=int, default=1, help="> 1: letters over several segments (sign LM self-loop 0.1)")
     ap.add_argument("--sign-units", nargs="+", choices=("letters", "kmeans"), default=["letters", "kmeans"])
     ap.add_argument("--init", nargs="+", choices=("model", "tempering"), default=["model", "tempering"],
                     help="criterion.init: a random G, or the tempering search's hard reading")
