@@ -11,13 +11,11 @@ one table (also {out}/table.md, rows.json): test UER beside the corpus's oracle 
 read as the sign unit it most often is) and the most-frequent-unit baseline, the validation UER
 of the checkpoint the label-free speech_nll chose against the run's best, and wall time."""
 import argparse
-import json
 import os
 import time
 
-from fairseq_signlang.io.writers import atomic_open
 from fairseq_signlang.tools.evaluation import evaluate_split, load_checkpoint
-from fairseq_signlang.tools.objective_bench import CONFIG_DIR, reference_baselines
+from fairseq_signlang.tools.objective_bench import CONFIG_DIR, format_table, reference_baselines, write_results
 from fairseq_signlang.tools.training import log_records, run_hydra_train, run_script
 
 COLUMNS = (("sign_units", "sign units", "{}"), ("init", "EM start", "{}"), ("uer", "UER", "{:.1f}"), ("oracle_uer", "oracle UER", "{:.1f}"),
@@ -68,12 +66,6 @@ def train_and_score(data: str, out: str, init: str, args) -> dict:
             **reference_baselines(data, "test", merge_repeats=True)}
 
 
-def format_table(rows) -> str:
-    head = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
-    rule = "| " + " | ".join("---" if i < 2 else "---:" for i in range(len(COLUMNS))) + " |"
-    return "\n".join([head, rule, *("| " + " | ".join(fmt.format(r[key]) for key, _, fmt in COLUMNS) + " |" for r in rows)])
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="outputs/bench_char_decipherment")
@@ -90,13 +82,8 @@ def main():
     for kind, data in build(args, out).items():
         for init in args.init:
             rows.append({"sign_units": kind, "init": init, **train_and_score(data, os.path.join(out, f"{kind}_{init}"), init, args)})
-            print(format_table(rows[-1:]), flush=True)
-    table = format_table(rows)
-    print(table)
-    with atomic_open(os.path.join(out, "table.md")) as f:
-        f.write(table + "\n")
-    with atomic_open(os.path.join(out, "rows.json")) as f:
-        json.dump(rows, f, indent=1)
+            print(format_table(rows[-1:], COLUMNS, text_columns=2), flush=True)
+    write_results(out, rows, COLUMNS, text_columns=2)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,11 @@ label-free speech_nll chose. Prints one table (and writes it to {out}/table.md, 
 test UER, A->V and V->A R@1, the corpus's oracle and majority-unit UER, the validation UER of the
 chosen checkpoint against the best validation UER of the run, and wall time."""
 import argparse
-import json
 import os
 import sys
 
 from fairseq_signlang.corpora.text_sources import fortune_sentences, text_file_sentences
-from fairseq_signlang.io.writers import atomic_open
-from fairseq_signlang.tools.objective_bench import OBJECTIVES, PAIRINGS, format_table, run_bench
+from fairseq_signlang.tools.objective_bench import OBJECTIVES, PAIRINGS, run_bench, write_results
 
 
 def main():
@@ -39,12 +37,7 @@ def main():
         sys.exit(f"error: {e}")
     out = os.path.abspath(args.out)
     rows = run_bench(sentences, args.vocab, args.pairing, args.objective, out, args.seed, args.sentences, {"l1": args.l1_max_update, "decipher": args.max_update, "l1+decipher": args.max_update})
-    table = format_table(rows)
-    print(table)
-    with atomic_open(os.path.join(out, "table.md")) as f:
-        f.write(table + "\n")
-    with atomic_open(os.path.join(out, "rows.json")) as f:
-        json.dump(rows, f, indent=1)
+    write_results(out, rows)
 
 
 if __name__ == "__main__":

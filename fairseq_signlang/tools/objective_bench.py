@@ -3,6 +3,7 @@ runs. Each corpus is built from text (by default Debian's fortunes, which no tes
 of two settings, each objective trained on it through fairseq-hydra-train, the checkpoint chosen
 by the label-free speech_nll, and the test split scored beside the corpus's oracle and a trivial
 baseline."""
+import json
 import os
 import shutil
 import time
@@ -14,6 +15,7 @@ import numpy as np
 
 from fairseq_signlang.corpora.synthetic.simulated_units import UnitCorpusSpec, build_unit_corpus
 from fairseq_signlang.corpora.text_sources import restrict_vocabulary
+from fairseq_signlang.io.writers import atomic_open
 from fairseq_signlang.metrics.uer import unit_error_rate
 from fairseq_signlang.tools.training import REPO_DIR, log_records, run_hydra_train
 
@@ -140,8 +142,19 @@ COLUMNS = (
 )
 
 
-def format_table(rows: Sequence[Dict]) -> str:
-    head = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
-    rule = "| " + " | ".join("---" if i < 3 else "---:" for i in range(len(COLUMNS))) + " |"
-    body = ["| " + " | ".join(fmt.format(row[key]) for key, _, fmt in COLUMNS) + " |" for row in rows]
+def format_table(rows: Sequence[Dict], columns=COLUMNS, text_columns: int = 3) -> str:
+    """A markdown table of (key, title, format) columns, the first `text_columns` left-aligned."""
+    head = "| " + " | ".join(title for _, title, _ in columns) + " |"
+    rule = "| " + " | ".join("---" if i < text_columns else "---:" for i in range(len(columns))) + " |"
+    body = ["| " + " | ".join(fmt.format(row[key]) for key, _, fmt in columns) + " |" for row in rows]
     return "\n".join([head, rule, *body])
+
+
+def write_results(out: str, rows: Sequence[Dict], columns=COLUMNS, text_columns: int = 3) -> None:
+    """Print the table and write it to {out}/table.md, the rows to {out}/rows.json."""
+    table = format_table(rows, columns, text_columns)
+    print(table)
+    with atomic_open(os.path.join(out, "table.md")) as f:
+        f.write(table + "\n")
+    with atomic_open(os.path.join(out, "rows.json")) as f:
+        json.dump(rows, f, indent=1)
