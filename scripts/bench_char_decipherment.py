@@ -12,11 +12,9 @@ read as the sign unit it most often is) and the most-frequent-unit baseline, the
 of the checkpoint the label-free speech_nll chose against the run's best, and wall time."""
 import argparse
 import os
-import time
 
-from fairseq_signlang.tools.evaluation import evaluate_split, load_checkpoint
-from fairseq_signlang.tools.objective_bench import CONFIG_DIR, format_table, reference_baselines, write_results
-from fairseq_signlang.tools.training import log_records, run_hydra_train, run_script
+from fairseq_signlang.tools.objective_bench import format_table, reference_baselines, train_chosen_by_speech_nll, write_results
+from fairseq_signlang.tools.training import run_script
 
 COLUMNS = (("sign_units", "sign units", "{}"), ("init", "EM start", "{}"), ("uer", "UER", "{:.1f}"), ("oracle_uer", "oracle UER", "{:.1f}"),
            ("majority_uer", "most frequent unit UER", "{:.1f}"), ("a2v_r1", "A->V R@1", "{:.1f}"),
@@ -50,22 +48,6 @@ def build(args, out: str) -> dict:
     return folders
 
 
-def train_and_score(data: str, out: str, init: str, args) -> dict:
-    ckpt = os.path.join(out, "checkpoints")
-    overrides = [f"task.data={data}", f"checkpoint.save_dir={ckpt}", f"hydra.run.dir={out}/hydra", "common.log_format=json",
-                 f"common.seed={args.seed}", f"criterion.init={init}"]
-    start = time.time()
-    log = run_hydra_train(CONFIG_DIR, "char_decipher_tiny", overrides, os.path.join(out, "train.log"), desc=os.path.basename(out))
-    wall = time.time() - start
-    valid = log_records(log, "valid")
-    chosen = min(valid, key=lambda r: float(r["valid_speech_nll"]))
-    model, task = load_checkpoint(os.path.join(ckpt, "checkpoint_best.pt"), data, "cpu")
-    result = evaluate_split(model, task, "test")
-    return {"uer": result["uer"], "a2v_r1": result["a2v_recall@1"], "valid_uer_chosen": float(chosen["valid_uer"]),
-            "valid_uer_best": min(float(r["valid_uer"]) for r in valid), "wall_s": wall,
-            **reference_baselines(data, "test", merge_repeats=True)}
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="outputs/bench_char_decipherment")
@@ -81,7 +63,9 @@ def main():
     rows = []
     for kind, data in build(args, out).items():
         for init in args.init:
-            rows.append({"sign_units": kind, "init": init, **train_and_score(data, os.path.join(out, f"{kind}_{init}"), init, args)})
+            overrides = [f"common.seed={args.seed}", f"criterion.init={init}"]
+            run = train_chosen_by_speech_nll(data, os.path.join(out, f"{kind}_{init}"), "char_decipher_tiny", overrides)
+            rows.append({"sign_units": kind, "init": init, **run, **reference_baselines(data, "test", merge_repeats=True)})
             print(format_table(rows[-1:], COLUMNS, text_columns=2), flush=True)
     write_results(out, rows, COLUMNS, text_columns=2)
 

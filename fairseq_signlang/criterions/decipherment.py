@@ -204,9 +204,7 @@ class DecipherCriterion(FairseqCriterion):
     @torch.no_grad()
     def start_from_tempering(self, model) -> None:
         """G(.|x) set to each speech unit's sign unit in the most likely hard assignment found."""
-        speech = self.task.datasets["train"].speech
-        flat, offsets = speech.data.tolist(), speech.offsets.tolist()
-        sentences = [flat[o : o + n] for o, n in zip(offsets, speech.lengths.tolist())]
+        sentences = self.task.datasets["train"].speech.tolists()
         _, signs = self.task.sign_sentences()
         generator = model.generator
         G = generator.unit_posteriors()                                         # (X, C)

@@ -21,6 +21,12 @@ class PackedSequences:
         lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
         return cls(torch.cat(list(seqs)), torch.cumsum(lengths, 0) - lengths, lengths)
 
+    def tolists(self, shift: int = 0) -> list:
+        """Every sequence of 1-d integer data as a list of Python ints, each minus `shift`: one
+        conversion of the whole array, not a tensor op per element (290k sentences in seconds)."""
+        flat, offsets = (self.data - shift).tolist(), self._offsets_np.tolist()
+        return [flat[o : o + n] for o, n in zip(offsets, self._lengths_np.tolist())]
+
     def __len__(self) -> int:
         return len(self.lengths)
 

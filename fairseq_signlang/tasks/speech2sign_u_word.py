@@ -230,9 +230,7 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
     def sign_sentences(self):
         """(path, sentences) of train.sign, the units numbered from 0 (the dictionary's specials off)."""
         path = require_file(self._path("train.sign"), "sign corpus (the sign n-gram model is built from it)")
-        packed = self._read_packed(path, self.sign_dict, "dict.sign.txt")
-        flat, offsets = (packed.data - self.sign_dict.nspecial).tolist(), packed.offsets.tolist()  # plain ints: no tensor op per unit
-        return path, [flat[o : o + n] for o, n in zip(offsets, packed.lengths.tolist())]
+        return path, self._read_packed(path, self.sign_dict, "dict.sign.txt").tolists(shift=self.sign_dict.nspecial)
 
     @property
     def speech_unit_frequency(self):

@@ -9,7 +9,7 @@ import shutil
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -87,24 +87,27 @@ def build_corpus(sentences, vocab_size: int, pairing: str, out: str, seed: int, 
 
 
 def train_and_score(data: str, out: str, objective: Objective, vocab: int, seed: int, max_update: int = 0) -> Dict:
-    """Train from scratch into {out}; the test split scored with the checkpoint speech_nll chose.
-    Also the validation UER of that checkpoint and the best validation UER of the run."""
+    """An objective's run at one vocabulary size (`train_chosen_by_speech_nll`)."""
+    max_update = max_update or objective.max_update
+    overrides = [f"common.seed={seed}", *objective.overrides, *([f"optimization.max_update={max_update}"] if max_update else [])]
+    return train_chosen_by_speech_nll(data, out, objective.config_name(vocab), overrides, max_update or None)
+
+
+def train_chosen_by_speech_nll(data: str, out: str, config: str, overrides: Sequence[str], max_update: Optional[int] = None) -> Dict:
+    """Train `config` from scratch into {out}; the test split scored with the checkpoint the
+    label-free speech_nll chose. Also the validation UER of that checkpoint and the best
+    validation UER of the run."""
     from fairseq_signlang.tools.evaluation import evaluate_split, load_checkpoint
 
     ckpt = os.path.join(out, "checkpoints")
     shutil.rmtree(ckpt, ignore_errors=True)
     overrides = [
         f"task.data={data}", f"checkpoint.save_dir={ckpt}", f"hydra.run.dir={os.path.join(out, 'hydra')}",
-        "common.log_format=json", f"common.seed={seed}",
-        "checkpoint.best_checkpoint_metric=speech_nll", "checkpoint.maximize_best_checkpoint_metric=false",
-        *objective.overrides,
+        "common.log_format=json", "checkpoint.best_checkpoint_metric=speech_nll", "checkpoint.maximize_best_checkpoint_metric=false",
+        *overrides,
     ]
-    max_update = max_update or objective.max_update
-    if max_update:
-        overrides.append(f"optimization.max_update={max_update}")
     start = time.time()
-    log = run_hydra_train(CONFIG_DIR, objective.config_name(vocab), overrides, os.path.join(out, "train.log"),
-                          max_update=max_update or None, desc=os.path.basename(out))
+    log = run_hydra_train(CONFIG_DIR, config, overrides, os.path.join(out, "train.log"), max_update=max_update, desc=os.path.basename(out))
     wall = time.time() - start
     valid = [r for r in log_records(log, "valid") if "valid_uer" in r and "valid_speech_nll" in r]
     chosen = min(valid, key=lambda r: float(r["valid_speech_nll"]))
