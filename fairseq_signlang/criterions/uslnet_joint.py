@@ -13,7 +13,10 @@ and the supervised terms below are added on them (alpha_pseudo).
 
 Supervised batches (clips with their text): video -> text cross-entropy plus text -> video
 next-code cross-entropy. Validation batches are paired: the video -> text loss is logged as
-`translation_nll` (bits per token) with its token `accuracy`.
+`translation_nll` (bits per token) with its token `accuracy`; it reads the clips' text, so it
+is reported, not used to choose. What the configs choose by is `round_trip_nll`: each valid
+sentence alone, text -> GPT-sampled codes -> text, the label-free round trip that unsupervised
+NMT selects its models by (Lample et al. 2018).
 """
 import math
 from dataclasses import dataclass, field
@@ -42,6 +45,11 @@ class UslnetJointCriterionConfig(FairseqDataclass):
     frame_loss_weight: float = field(default=0.0, metadata={"help": "weight of the decoded-frame MSE inside L_video (eq. 5)"})
     bt_temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the GPT's pseudo videos"})
     bt_max_len_ratio: float = field(default=1.5, metadata={"help": "pseudo text is at most this times the clip's memory length"})
+    valid_round_trip: bool = field(
+        default=True,
+        metadata={"help": "validation also scores the text -> video -> text round trip of the valid sentences alone "
+                          "(round_trip_nll, bits per token; the GPT's codes drawn with a fixed seed, so checkpoints "
+                          "compare on the same draws): needs no clip's text, so the configs choose checkpoints by it"})
     alpha_pseudo: float = field(
         default=1.0, metadata={"help": "task.joint_mode=pseudo_parallel: weight of the video -> text and text -> video "
                                        "cross-entropy on each clip's pseudo translation, added to eq. 13"})
@@ -63,9 +71,9 @@ def code_nll(logits, codes):
 @register_criterion("uslnet_joint", dataclass=UslnetJointCriterionConfig)
 class UslnetJointCriterion(FairseqCriterion):
     def __init__(self, task, alpha_text, alpha_codebook, alpha_video, alpha_t2v2t, alpha_v2t2v, commitment_weight,
-                 frame_loss_weight, bt_temperature, bt_max_len_ratio, alpha_pseudo=1.0):
+                 frame_loss_weight, bt_temperature, bt_max_len_ratio, valid_round_trip=True, alpha_pseudo=1.0):
         super().__init__(task)
-        self.alpha_pseudo = alpha_pseudo
+        self.alpha_pseudo, self.valid_round_trip = alpha_pseudo, valid_round_trip
         self.alphas = {"text": alpha_text, "codebook": alpha_codebook, "video": alpha_video, "t2v2t": alpha_t2v2t, "v2t2v": alpha_v2t2v}
         self.commitment_weight, self.frame_loss_weight = commitment_weight, frame_loss_weight
         self.bt_temperature, self.bt_max_len_ratio = bt_temperature, bt_max_len_ratio
@@ -153,7 +161,22 @@ class UslnetJointCriterion(FairseqCriterion):
             lengths = target.ne(self.padding_idx).sum(1)
             cond = model.text_to_cond(model.encode_text(target, lengths), lengths)
             terms["sup_t2v"] = code_nll(model.video.gpt(codes, cond=cond), codes)
+        elif self.valid_round_trip:
+            log.update(self.round_trip(model, target, net_input["prev_output_tokens"]))
         return terms, log
+
+    @torch.no_grad()
+    def round_trip(self, model, tokens, prev_output_tokens) -> dict:
+        """Sentences -> sampled sign codes -> the same sentences, as eq. 11 trains it: how much of
+        each sentence survives the way through video. Reads no clip, so it can choose checkpoints
+        where the clips have no text."""
+        lengths = tokens.ne(self.padding_idx).sum(1)
+        draws = torch.Generator(device=tokens.device).manual_seed(0)
+        codes = model.generate_codes(tokens, lengths, temperature=self.bt_temperature, generator=draws)  # (B, t, h, w)
+        memory = model.encoder.forward_codes(codes, model.pseudo_durations(lengths))
+        logits, _ = model.decode_text(prev_output_tokens, memory)
+        nll, correct, count = token_nll(logits, tokens, self.padding_idx)
+        return {"round_trip_nll_sum": nll.item() * count, "round_trip_correct": correct, "round_trip_count": count}
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
@@ -164,13 +187,16 @@ class UslnetJointCriterion(FairseqCriterion):
             n = total(f"{term}_n")
             if n:
                 metrics.log_scalar(f"loss_{term}", total(term) / n, n, round=4)
-        for name in ("mass", "t2v2t", "pseudo", "translation"):
+        for name in ("mass", "t2v2t", "pseudo", "translation", "round_trip"):
             count = total(f"{name}_count")
             if count:
                 metrics.log_scalar(f"{name}_accuracy", 100 * total(f"{name}_correct") / count, count, round=2)
         count = total("translation_count")
         if count:
             metrics.log_scalar("translation_nll", total("translation_nll_sum") / count / math.log(2), count, round=4)
+        count = total("round_trip_count")
+        if count:
+            metrics.log_scalar("round_trip_nll", total("round_trip_nll_sum") / count / math.log(2), count, round=4)
         for key in MEANS:
             n = total(f"{key}_n")
             if n:
