@@ -225,6 +225,11 @@ def test_assemble_script_refuses_a_checkpoint_of_the_wrong_stage(comparison, tmp
                            "--out", str(tmp_path / "x.pt")], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode != 0 and text_ckpt in proc.stderr and "uslnet_video_gpt" in proc.stderr
     assert not os.path.exists(tmp_path / "x.pt")
+    # fairseq-generate translates video with a joint checkpoint only; a text stage's is named
+    generate = os.path.join(os.path.dirname(PY), "fairseq-generate")
+    proc = subprocess.run([generate, f"{comparison['corpus']}/text/bin", "--user-dir", "fairseq_signlang", "--task", "uslnet",
+                           "--path", text_ckpt, "--gen-subset", "test"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode != 0 and "joint stage" in proc.stderr and "UslnetTextModel (stage text_mass)" in proc.stderr, proc.stderr[-2000:]
 
 
 def test_joint_stage_resumes_after_sigkill(comparison, tmp_path):

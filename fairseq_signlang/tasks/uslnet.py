@@ -42,6 +42,7 @@ from fairseq_signlang.data.mass_noise import MassDataset
 from fairseq_signlang.data.uslnet_datasets import UnpairedTextVideoDataset, VideoClipDataset
 from fairseq_signlang.io.readers import CorpusError, load_dictionary
 from fairseq_signlang.data.video_windows import DecodedClipCache, VideoWindowDataset
+from fairseq_signlang.models.uslnet.joint import UslnetModel
 from fairseq_signlang.models.uslnet.geometry import DEFAULT_FPS, DEFAULT_RESOLUTION, DEFAULT_WINDOW_FRAMES, ClipGeometry
 from fairseq_signlang.tasks.batching import AnyBatchSize
 from fairseq_signlang.tasks.resume_guard import ResumeGuardConfig, check_model_of_task, check_resume
@@ -270,6 +271,16 @@ class UslnetTask(AnyBatchSize, FairseqTask):
     @property
     def target_dictionary(self):
         return self.dictionary
+
+    def build_generator(self, models, args, **kwargs):
+        """fairseq-generate: sign video -> text, which only a joint-stage checkpoint does."""
+        if not isinstance(models[0], UslnetModel):
+            raise ValueError(
+                f"fairseq-generate translates sign video to text with a checkpoint of the joint stage "
+                f"(model uslnet); this one is a {type(models[0]).__name__} (stage {self.stage}). Train the joint "
+                f"stage from it (examples/uslnet/joint*.yaml), or score it with fairseq-validate"
+            )
+        return super().build_generator(models, args, **kwargs)
 
     def max_positions(self):
         if self.stage == "text_mass":
