@@ -85,6 +85,18 @@ class UnpairedSpeechSignConfig(ResumeGuardConfig):
             "the label-free speech_nll metric and decoding=viterbi use; built when first needed, from train.sign only"
         },
     )
+    sign_lm_states: int = field(
+        default=1,
+        metadata={
+            "help": "latent states per sign unit (order 2 only): > 1 learns, by EM on train.sign, a bigram whose units "
+            "each keep that many contexts, so a unit that stands for two words (look-alike signs) predicts each "
+            "word's followers; the chain then has that many times the states, and decipherment costs their square "
+            "(models/speech2sign_u/split_states.py)"
+        },
+    )
+    sign_lm_split_iterations: int = field(
+        default=60, metadata={"help": "sign_lm_states > 1: EM iterations that learn the states' transitions"}
+    )
     decoding: ChoiceEnum(["argmax", "viterbi"]) = field(
         default="argmax",
         metadata={
@@ -221,7 +233,8 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
             first = self.sign_dict.nspecial
             try:
                 ngram = SignNgramModel(sentences, len(self.sign_dict) - first, self.cfg.sign_lm_order)
-                self._sign_chain = SignChain(ngram, first_unit=first, self_loop=self.chain_self_loop())
+                self._sign_chain = SignChain(ngram, first_unit=first, self_loop=self.chain_self_loop(), states_per_unit=self.cfg.sign_lm_states,
+                                             sentences=sentences, split_iterations=self.cfg.sign_lm_split_iterations, seed=int(self.cfg.seed))
             except ValueError as e:
                 raise CorpusError(f"{path}: task.sign_lm_order={self.cfg.sign_lm_order}: {e}") from e
             logger.info(f"sign {self.cfg.sign_lm_order}-gram model of {path}: {len(self._sign_chain.units)} chain states")

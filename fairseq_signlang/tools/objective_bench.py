@@ -42,6 +42,8 @@ OBJECTIVES: Dict[str, Objective] = {
     "l1+decipher": Objective("word_decipher_vocab{vocab}"),
     # decipherment from a random G: EM only
     "decipher": Objective("word_decipher_vocab{vocab}", ("criterion.warm_start_updates=0",), max_update=150),
+    # l1+decipher under the plain sign bigram, decoded by Viterbi (the configs before sign_lm_states)
+    "l1+decipher-bigram": Objective("word_decipher_vocab{vocab}", ("task.sign_lm_states=1", "task.decoding=viterbi")),
 }
 PAIRINGS = ("hidden", "disjoint")
 

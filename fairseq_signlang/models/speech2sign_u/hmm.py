@@ -3,12 +3,16 @@ by SignNgramModel.chain): log p(x) = log sum over state paths of start, transiti
 emissions of each speech position, for a padded batch at once, on whatever device the tensors
 are. Decipherment's likelihood of a speech sentence is this sum; its E-step needs the state
 posteriors too (`forward_backward`), its decoding the best path (`viterbi`)."""
-from typing import Sequence, Tuple
+import logging
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from fairseq_signlang.models.speech2sign_u.sign_ngram import SignNgramModel
+from fairseq_signlang.models.speech2sign_u.split_states import fit_split_bigram
+
+logger = logging.getLogger(__name__)
 
 
 def state_units(states: Sequence[Tuple[int, ...]]) -> Tensor:
@@ -128,21 +132,34 @@ class SignChain:
     # a first-order chain over this many states is one dense (S, S) matrix product per step
     MAX_STATES = 4096
 
-    def __init__(self, ngram: SignNgramModel, first_unit: int = 0, self_loop: float = 0.0):
-        states = (ngram.num_units + ngram.num_units**2) if ngram.order >= 3 else ngram.num_units
+    def __init__(self, ngram: SignNgramModel, first_unit: int = 0, self_loop: float = 0.0, states_per_unit: int = 1,
+                 sentences: Optional[Sequence[Sequence[int]]] = None, split_iterations: int = 60, seed: int = 0):
+        """states_per_unit > 1: the bigram with that many latent states per unit, learned by EM
+        on `sentences` (the corpus `ngram` counted; split_states.py)."""
+        if states_per_unit < 1:
+            raise ValueError(f"states_per_unit must be at least 1, got {states_per_unit}")
+        if states_per_unit > 1:
+            states = ngram.num_units * states_per_unit
+        else:
+            states = (ngram.num_units + ngram.num_units**2) if ngram.order >= 3 else ngram.num_units
         if ngram.order > 3 or states > self.MAX_STATES:
             raise ValueError(
-                f"a sign n-gram of order {ngram.order} over {ngram.num_units} units needs {states} chain states "
-                f"(at most {self.MAX_STATES}): use order 2"
+                f"a sign n-gram of order {ngram.order} over {ngram.num_units} units with {states_per_unit} state(s) per "
+                f"unit needs {states} chain states (at most {self.MAX_STATES}): use order 2 and fewer states per unit"
             )
         if not 0.0 <= self_loop < 1.0:
             raise ValueError(f"self_loop must be in [0, 1), got {self_loop}")
-        log_start, log_trans, log_end, chain_states = ngram.chain()
-        trans = log_trans.exp()
+        if states_per_unit > 1:
+            if sentences is None:
+                raise ValueError("states_per_unit > 1 learns the states from the sign corpus: pass its sentences")
+            start, trans, end, units = fit_split_bigram(sentences, ngram, states_per_unit, split_iterations, seed=seed, log=logger.info)
+        else:
+            log_start, log_trans, log_end, chain_states = ngram.chain()
+            start, trans, end, units = log_start.exp(), log_trans.exp(), log_end.exp(), state_units(chain_states)
         if self_loop:
-            trans = (1 - self_loop) * trans + self_loop * torch.eye(len(chain_states), dtype=trans.dtype)
-        self.start, self.trans, self.end = log_start.exp().float(), trans.float(), log_end.exp().float()
-        self.units = state_units(chain_states) + first_unit
+            trans = (1 - self_loop) * trans + self_loop * torch.eye(len(units), dtype=trans.dtype)
+        self.start, self.trans, self.end = start.float(), trans.float(), end.float()
+        self.units = units + first_unit
 
     def to(self, device) -> "SignChain":
         for name in ("start", "trans", "end", "units"):
