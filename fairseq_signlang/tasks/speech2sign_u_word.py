@@ -233,8 +233,10 @@ class Speech2SignUWordTask(AnyBatchSize, FairseqTask):
             first = self.sign_dict.nspecial
             try:
                 ngram = SignNgramModel(sentences, len(self.sign_dict) - first, self.cfg.sign_lm_order)
+                # the seed of the states' start; a config built outside fairseq-hydra-train may hold common.seed unresolved
+                seed = self.cfg.seed if isinstance(self.cfg.seed, int) else 1
                 self._sign_chain = SignChain(ngram, first_unit=first, self_loop=self.chain_self_loop(), states_per_unit=self.cfg.sign_lm_states,
-                                             sentences=sentences, split_iterations=self.cfg.sign_lm_split_iterations, seed=int(self.cfg.seed))
+                                             sentences=sentences, split_iterations=self.cfg.sign_lm_split_iterations, seed=seed)
             except ValueError as e:
                 raise CorpusError(f"{path}: task.sign_lm_order={self.cfg.sign_lm_order}: {e}") from e
             logger.info(f"sign {self.cfg.sign_lm_order}-gram model of {path}: {len(self._sign_chain.units)} chain states")
