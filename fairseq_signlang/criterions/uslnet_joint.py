@@ -120,11 +120,7 @@ class UslnetJointCriterion(FairseqCriterion):
                 loss = loss + self.frame_loss_weight * F.mse_loss(model.video.expected_frames(logits), video)
             terms["video"] = self.alphas["video"] * loss
         if self.alphas["t2v2t"]:
-            with torch.no_grad(), eval_mode(model):
-                pseudo_codes = model.generate_codes(tokens, lengths, temperature=self.bt_temperature)
-            memory = model.encoder.forward_codes(pseudo_codes, model.pseudo_durations(lengths))
-            logits, _ = model.decode_text(sample["sentences"]["prev_output_tokens"], memory)
-            nll, correct, count = token_nll(logits, tokens, pad)
+            nll, correct, count = self.text_video_text(model, tokens, lengths, sample["sentences"]["prev_output_tokens"])
             terms["t2v2t"] = self.alphas["t2v2t"] * nll
             log.update(t2v2t_correct=correct, t2v2t_count=count)
         if self.alphas["v2t2v"]:
@@ -165,17 +161,22 @@ class UslnetJointCriterion(FairseqCriterion):
             log.update(self.round_trip(model, target, net_input["prev_output_tokens"]))
         return terms, log
 
-    @torch.no_grad()
-    def round_trip(self, model, tokens, prev_output_tokens) -> dict:
-        """Sentences -> sampled sign codes -> the same sentences, as eq. 11 trains it: how much of
-        each sentence survives the way through video. Reads no clip, so it can choose checkpoints
-        where the clips have no text."""
-        lengths = tokens.ne(self.padding_idx).sum(1)
-        draws = torch.Generator(device=tokens.device).manual_seed(0)
-        codes = model.generate_codes(tokens, lengths, temperature=self.bt_temperature, generator=draws)  # (B, t, h, w)
+    def text_video_text(self, model, tokens, lengths, prev_output_tokens, draws=None):
+        """Sentences -> GPT-sampled sign codes (no gradient) -> the same sentences: eq. 11's
+        cross-entropy, (nll, correct, count)."""
+        with torch.no_grad(), eval_mode(model):
+            codes = model.generate_codes(tokens, lengths, temperature=self.bt_temperature, generator=draws)  # (B, t, h, w)
         memory = model.encoder.forward_codes(codes, model.pseudo_durations(lengths))
         logits, _ = model.decode_text(prev_output_tokens, memory)
-        nll, correct, count = token_nll(logits, tokens, self.padding_idx)
+        return token_nll(logits, tokens, self.padding_idx)
+
+    @torch.no_grad()
+    def round_trip(self, model, tokens, prev_output_tokens) -> dict:
+        """Eq. 11 on held-out sentences, the codes drawn with a fixed seed: how much of each
+        sentence survives the way through video. Reads no clip, so it can choose checkpoints
+        where the clips have no text."""
+        draws = torch.Generator(device=tokens.device).manual_seed(0)
+        nll, correct, count = self.text_video_text(model, tokens, tokens.ne(self.padding_idx).sum(1), prev_output_tokens, draws)
         return {"round_trip_nll_sum": nll.item() * count, "round_trip_correct": correct, "round_trip_count": count}
 
     @staticmethod
@@ -191,12 +192,10 @@ class UslnetJointCriterion(FairseqCriterion):
             count = total(f"{name}_count")
             if count:
                 metrics.log_scalar(f"{name}_accuracy", 100 * total(f"{name}_correct") / count, count, round=2)
-        count = total("translation_count")
-        if count:
-            metrics.log_scalar("translation_nll", total("translation_nll_sum") / count / math.log(2), count, round=4)
-        count = total("round_trip_count")
-        if count:
-            metrics.log_scalar("round_trip_nll", total("round_trip_nll_sum") / count / math.log(2), count, round=4)
+        for name in ("translation", "round_trip"):
+            count = total(f"{name}_count")
+            if count:
+                metrics.log_scalar(f"{name}_nll", total(f"{name}_nll_sum") / count / math.log(2), count, round=4)
         for key in MEANS:
             n = total(f"{key}_n")
             if n:
