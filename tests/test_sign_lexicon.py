@@ -1,7 +1,7 @@
 """USLNet's lexicon step (fairseq_signlang/features/sign_segments.py, tools/sign_lexicon.py,
 scripts/sign_units.py, scripts/induce_lexicon.py): segment counts from clip lengths, cuts on
 the hands' speed peaks, units whose purity beats the most frequent word, the decipherment's
-restart chosen by its likelihood, a report true to its definitions and a pseudo-parallel
+restart chosen by its likelihood, the segment features chosen, a report true to its definitions and a pseudo-parallel
 manifest, errors that name the file and line."""
 import json
 import os
@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from fairseq_signlang.corpora.uslnet_corpus import build_word_sign_corpus
+from fairseq_signlang.features.glove_tracker import PER_HAND
 from fairseq_signlang.features.sign_segments import LengthMatchedCounts, hand_speed, position_labels, speed_peak_bounds, uniform_bounds
 from fairseq_signlang.corpora.synthetic.simulated_units import markov_sentences, segmented_sign_units
 from fairseq_signlang.io.video import read_clip_manifest
 from fairseq_signlang.models.speech2sign_u.cipher_search import HardLexiconScore, Tempering, temper_lexicon
+from fairseq_signlang.tools.sign_lexicon import sign_units
 
 from .conftest import run_script
 
@@ -124,6 +126,21 @@ def check_lexicon_report(result, report, units, corpus, lexicon):
     units_per_clip = [len(line.split()) for line in open(f"{units}/train.km")]
     assert [r.id for r in pseudo] == [r.id for r in read_clip_manifest(f"{corpus}/video/train.tsv")]
     assert [len(r.text.split()) for r in pseudo] == units_per_clip
+
+
+def test_segment_features_choose_the_columns_and_pieces(corpus, tmp_path):
+    """The default describes a segment by the hands' path (x, y of both hands in 3 parts); glove
+    takes every tracker column. The choice is recorded, and a wrong one is refused by name."""
+    text = f"{corpus}/text/train.txt"
+    for features, pieces, dims in (("positions", 3, 4 * 3), ("glove", 2, 2 * len(PER_HAND) * 2)):
+        out = str(tmp_path / features)
+        report = sign_units(f"{corpus}/video", text, out, splits=("valid",), clusters=6, features=features, pieces=pieces)
+        saved = np.load(f"{out}/kmeans.npz")
+        assert saved["centroids"].shape == (6, dims) and int(saved["pieces"]) == pieces
+        assert (report["features"], report["pieces"]) == (features, pieces) == tuple(json.load(open(f"{out}/units.json"))[k] for k in ("features", "pieces"))
+    with pytest.raises(ValueError, match="features must be one of positions, glove, got 'pixels'"):
+        sign_units(f"{corpus}/video", text, str(tmp_path / "bad"), splits=("valid",), features="pixels")
+    assert not os.path.exists(tmp_path / "bad")
 
 
 def test_bad_text_is_named(corpus, tmp_path):

@@ -39,6 +39,9 @@ SEGMENTATIONS = ("uniform", "speed")
 SEARCHES = ("temper", "em")
 # the hands' x and y in GloveTracker's features (right hand, then left)
 GLOVE_POSITIONS = (PER_HAND.index("x"), PER_HAND.index("y"), len(PER_HAND) + PER_HAND.index("x"), len(PER_HAND) + PER_HAND.index("y"))
+# which GloveTracker columns a segment is described by: the hands' path, or every column (with the
+# glove blobs' area, spread and tilt, which at a few pixels a hand mostly add noise: README)
+SEGMENT_FEATURES = {"positions": GLOVE_POSITIONS, "glove": tuple(range(2 * len(PER_HAND)))}
 
 
 def read_text_sentences(path: str) -> List[List[str]]:
@@ -60,16 +63,22 @@ def glove_features(rows: Sequence[ClipRow], fps: float, desc: str) -> List[np.nd
 
 
 def sign_units(video_data: str, text: str, out: str, splits: Sequence[str] = ("train", "valid", "test"), clusters: int = 40,
-               segmentation: str = "uniform", fps: float = 0.0, seed: int = 0) -> Dict:
+               segmentation: str = "uniform", fps: float = 0.0, seed: int = 0, features: str = "positions", pieces: int = 3) -> Dict:
     """Unit sequences of every clip of {video_data}/{split}.tsv; k-means and the length
-    distribution come from the first split, the sentence lengths from the text corpus."""
+    distribution come from the first split, the sentence lengths from the text corpus. A segment
+    is described by the means of `pieces` equal parts of its `features` columns."""
     if segmentation not in SEGMENTATIONS:
         raise ValueError(f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {segmentation!r}")
+    if features not in SEGMENT_FEATURES:
+        raise ValueError(f"features must be one of {', '.join(SEGMENT_FEATURES)}, got {features!r}")
+    if pieces < 1:
+        raise ValueError(f"pieces must be 1 or more, got {pieces}")
+    columns = list(SEGMENT_FEATURES[features])
     sentences = read_text_sentences(text)
     manifests = {s: read_clip_manifest(os.path.join(video_data, f"{s}.tsv")) for s in splits}
     feats = {s: glove_features(rows, fps, f"hand features, {s}") for s, rows in manifests.items()}
     train = splits[0]
-    frames = np.concatenate(feats[train])
+    frames = np.concatenate(feats[train])[:, columns]
     mean, std = frames.mean(0), frames.std(0) + 1e-6
     counts = LengthMatchedCounts([len(f) for f in feats[train]], [len(s) for s in sentences])
     frames_per_word = float(np.mean([len(f) for f in feats[train]]) / np.mean([len(s) for s in sentences]))
@@ -81,10 +90,10 @@ def sign_units(video_data: str, text: str, out: str, splits: Sequence[str] = ("t
             n = counts(len(f))
             b = speed_peak_bounds(hand_speed(f, GLOVE_POSITIONS), n, min_gap) if segmentation == "speed" else uniform_bounds(len(f), n)
             bounds[split].append(b)
-            pooled[split].append(pool_segments((f - mean) / std, b))
+            pooled[split].append(pool_segments((f[:, columns] - mean) / std, b, pieces))
     centroids = fit_kmeans(np.concatenate(pooled[train]), clusters, seed=seed)
     os.makedirs(out, exist_ok=True)
-    report = {"segmentation": segmentation, "clusters": clusters, "fps": fps, "frames_per_word": round(frames_per_word, 3),
+    report = {"segmentation": segmentation, "clusters": clusters, "features": features, "pieces": pieces, "fps": fps, "frames_per_word": round(frames_per_word, 3),
               "min_gap": min_gap, "text": os.path.abspath(text), "video_data": os.path.abspath(video_data), "splits": {}}
     for split in splits:
         units = [assign_clusters(p, centroids).tolist() for p in pooled[split]]
@@ -102,7 +111,7 @@ def sign_units(video_data: str, text: str, out: str, splits: Sequence[str] = ("t
                          purity=round(100 * purity["purity"], 2),
                          majority_word_share=round(100 * Counter(labels).most_common(1)[0][1] / len(labels), 2))
         report["splits"][split] = entry
-    np.savez(os.path.join(out, "kmeans.npz"), centroids=centroids, mean=mean, std=std)
+    np.savez(os.path.join(out, "kmeans.npz"), centroids=centroids, mean=mean, std=std, columns=np.asarray(columns), pieces=pieces)
     write_json(os.path.join(out, "units.json"), report)
     return report
 
