@@ -1,8 +1,9 @@
 """The forward algorithm over a first-order chain of sign states (the sign n-gram model laid out
 by SignNgramModel.chain, or the bigram with learned states per unit of split_states.py):
 log p(x) = log sum over state paths of start, transitions, end and the emissions of each speech
-position, for a padded batch at once, on whatever device the tensors are. Decipherment's likelihood of a speech sentence is this sum; its E-step needs the state
-posteriors too (`forward_backward`), its decoding the best path (`viterbi`)."""
+position, for a padded batch at once, on whatever device the tensors are. Decipherment's
+likelihood of a speech sentence is this sum; its E-step needs the state posteriors too
+(`forward_backward`), its decoding the best path (`viterbi`)."""
 import logging
 from typing import Optional, Sequence, Tuple
 
