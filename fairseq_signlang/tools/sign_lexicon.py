@@ -18,6 +18,7 @@ lexicon by decipherment, and word-by-word pseudo-parallel data.
 import json
 import os
 from collections import Counter
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -62,21 +63,48 @@ def glove_features(rows: Sequence[ClipRow], fps: float, desc: str) -> List[np.nd
     return [tracker(read_video(r.path, fps=fps or None, start=r.start, end=r.end)[0]) for r in tqdm(rows, desc=desc, unit="clip")]
 
 
-def sign_units(video_data: str, text: str, out: str, splits: Sequence[str] = ("train", "valid", "test"), clusters: int = 40,
-               segmentation: str = "uniform", fps: float = 0.0, seed: int = 0, features: str = "positions", pieces: int = 3) -> Dict:
-    """Unit sequences of every clip of {video_data}/{split}.tsv; k-means and the length
-    distribution come from the first split, the sentence lengths from the text corpus. A segment
-    is described by the means of `pieces` equal parts of its `features` columns."""
+@dataclass
+class HandTracks:
+    """The clips of some splits of a video corpus and their per-frame hand features, read once
+    for any number of unit sets (scripts/bench_units.py)."""
+    video_data: str
+    fps: float
+    manifests: Dict[str, List[ClipRow]]
+    features: Dict[str, List[np.ndarray]]  # per split, per clip (T, 16)
+
+
+def hand_tracks(video_data: str, splits: Sequence[str] = ("train", "valid", "test"), fps: float = 0.0) -> HandTracks:
+    manifests = {s: read_clip_manifest(os.path.join(video_data, f"{s}.tsv")) for s in splits}
+    return HandTracks(video_data, fps, manifests, {s: glove_features(rows, fps, f"hand features, {s}") for s, rows in manifests.items()})
+
+
+def _check_unit_options(segmentation: str, features: str, pieces: int) -> None:
     if segmentation not in SEGMENTATIONS:
         raise ValueError(f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {segmentation!r}")
     if features not in SEGMENT_FEATURES:
         raise ValueError(f"features must be one of {', '.join(SEGMENT_FEATURES)}, got {features!r}")
     if pieces < 1:
         raise ValueError(f"pieces must be 1 or more, got {pieces}")
-    columns = list(SEGMENT_FEATURES[features])
+
+
+def sign_units(video_data: str, text: str, out: str, splits: Sequence[str] = ("train", "valid", "test"), clusters: int = 40,
+               segmentation: str = "uniform", fps: float = 0.0, seed: int = 0, features: str = "positions", pieces: int = 3) -> Dict:
+    """Unit sequences of every clip of {video_data}/{split}.tsv; k-means and the length
+    distribution come from the first split, the sentence lengths from the text corpus. A segment
+    is described by the means of `pieces` equal parts of its `features` columns."""
+    _check_unit_options(segmentation, features, pieces)
+    read_text_sentences(text)  # a bad text corpus is named before the video is read
+    return units_from_tracks(hand_tracks(video_data, splits, fps), text, out, clusters, segmentation, seed, features, pieces)
+
+
+def units_from_tracks(tracks: HandTracks, text: str, out: str, clusters: int = 40, segmentation: str = "uniform", seed: int = 0,
+                      features: str = "positions", pieces: int = 3) -> Dict:
+    """sign_units on hand tracks already read; k-means is fitted on their first split."""
+    _check_unit_options(segmentation, features, pieces)
     sentences = read_text_sentences(text)
-    manifests = {s: read_clip_manifest(os.path.join(video_data, f"{s}.tsv")) for s in splits}
-    feats = {s: glove_features(rows, fps, f"hand features, {s}") for s, rows in manifests.items()}
+    columns = list(SEGMENT_FEATURES[features])
+    manifests, feats = tracks.manifests, tracks.features
+    splits = list(manifests)
     train = splits[0]
     frames = np.concatenate(feats[train])[:, columns]
     mean, std = frames.mean(0), frames.std(0) + 1e-6
@@ -93,8 +121,8 @@ def sign_units(video_data: str, text: str, out: str, splits: Sequence[str] = ("t
             pooled[split].append(pool_segments((f[:, columns] - mean) / std, b, pieces))
     centroids = fit_kmeans(np.concatenate(pooled[train]), clusters, seed=seed)
     os.makedirs(out, exist_ok=True)
-    report = {"segmentation": segmentation, "clusters": clusters, "features": features, "pieces": pieces, "fps": fps, "frames_per_word": round(frames_per_word, 3),
-              "min_gap": min_gap, "text": os.path.abspath(text), "video_data": os.path.abspath(video_data), "splits": {}}
+    report = {"segmentation": segmentation, "clusters": clusters, "features": features, "pieces": pieces, "fps": tracks.fps, "frames_per_word": round(frames_per_word, 3),
+              "min_gap": min_gap, "text": os.path.abspath(text), "video_data": os.path.abspath(tracks.video_data), "splits": {}}
     for split in splits:
         units = [assign_clusters(p, centroids).tolist() for p in pooled[split]]
         write_unit_sentences(os.path.join(out, f"{split}.km"), units)
