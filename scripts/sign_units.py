@@ -9,7 +9,8 @@ better units on 5 fps video) or on the peaks of the hands' speed (speed). Featur
 means of --pieces equal parts of the hands' positions (--features positions, the default) or
 of every glove column (glove: with the blobs' area, spread and tilt). K-means is fitted on the first
 split. Writes {out}/{split}.km (one line of units per clip), {split}.segments.jsonl (each
-segment's frames), kmeans.npz and units.json; where a manifest has text, units.json and the
+segment's frames), kmeans.npz and, last, units.json (an interrupted run leaves none, and
+induce_lexicon.py refuses the folder); where a manifest has text, units.json and the
 printed table give the units' purity against the words by position, beside the share of the
 most frequent word and how often the segment count equals the word count.
 

@@ -143,6 +143,27 @@ def test_segment_features_choose_the_columns_and_pieces(corpus, tmp_path):
     assert not os.path.exists(tmp_path / "bad")
 
 
+def test_interrupted_units_do_not_pass_for_complete(corpus, tmp_path, monkeypatch):
+    """units.json is written last and an earlier one removed first: units cut short by an error
+    are refused by the lexicon step, which names the file."""
+    import fairseq_signlang.tools.sign_lexicon as sign_lexicon
+
+    text, out = f"{corpus}/text/train.txt", str(tmp_path / "units")
+    sign_units(f"{corpus}/video", text, out, splits=("valid", "test"), clusters=6)
+    assert os.path.isfile(f"{out}/units.json")
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sign_lexicon, "cluster_purity", fail)  # after the first split's units are written
+    with pytest.raises(OSError, match="disk full"):
+        sign_units(f"{corpus}/video", text, out, splits=("valid", "test"), clusters=6)
+    assert not os.path.exists(f"{out}/units.json")
+    monkeypatch.undo()
+    with pytest.raises(sign_lexicon.CorpusError, match=f"{out}/units.json: units.json .sign_units writes it last"):
+        sign_lexicon.induce_lexicon(out, text, f"{corpus}/video", str(tmp_path / "lexicon"))
+
+
 def test_bad_text_is_named(corpus, tmp_path):
     bad = tmp_path / "text.txt"
     bad.write_text("i you\n\nwe they\n")

@@ -121,6 +121,8 @@ def units_from_tracks(tracks: HandTracks, text: str, out: str, clusters: int = 4
             pooled[split].append(pool_segments((f[:, columns] - mean) / std, b, pieces))
     centroids = fit_kmeans(np.concatenate(pooled[train]), clusters, seed=seed)
     os.makedirs(out, exist_ok=True)
+    if os.path.exists(os.path.join(out, "units.json")):  # written last: units of an interrupted run never pass for complete
+        os.remove(os.path.join(out, "units.json"))
     report = {"segmentation": segmentation, "clusters": clusters, "features": features, "pieces": pieces, "fps": tracks.fps, "frames_per_word": round(frames_per_word, 3),
               "min_gap": min_gap, "text": os.path.abspath(text), "video_data": os.path.abspath(tracks.video_data), "splits": {}}
     for split in splits:
@@ -225,6 +227,7 @@ def induce_lexicon(units_dir: str, text: str, video_data: str, out: str, eval_sp
     if search not in SEARCHES:
         raise ValueError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
     sentences = read_text_sentences(text)
+    require_file(os.path.join(units_dir, "units.json"), "units.json (sign_units writes it last: run it again if it was interrupted)")
     units = {"train": read_cluster_ids(os.path.join(units_dir, "train.km"))}
     data = os.path.join(out, "task")  # speech2sign_u_word's data folder: the units as speech, the words as signs
     os.makedirs(data, exist_ok=True)
