@@ -13,7 +13,7 @@ import os
 import sys
 
 from fairseq_signlang.corpora.text_sources import fortune_sentences, text_file_sentences
-from fairseq_signlang.tools.objective_bench import OBJECTIVES, PAIRINGS, run_bench, write_results
+from fairseq_signlang.tools.objective_bench import OBJECTIVES, PAIRINGS, check_configs, run_bench, write_results
 
 
 def main():
@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--seed", type=int, default=11, help="corpus and training seed")
     args = ap.parse_args()
     try:
+        check_configs(args.objective, args.vocab)
         sentences = text_file_sentences(args.text) if args.text else fortune_sentences()
     except (RuntimeError, ValueError, OSError) as e:
         sys.exit(f"error: {e}")

@@ -5,6 +5,7 @@ by the label-free speech_nll, and the test split scored beside the corpus's orac
 baseline."""
 import json
 import os
+import re
 import shutil
 import time
 from collections import Counter, defaultdict
@@ -46,6 +47,19 @@ OBJECTIVES: Dict[str, Objective] = {
     "l1+decipher-bigram": Objective("word_decipher_vocab{vocab}", ("task.sign_lm_states=1", "task.decoding=viterbi")),
 }
 PAIRINGS = ("hidden", "disjoint")
+
+
+def check_configs(objectives: Sequence[str], vocab_sizes: Sequence[int]) -> None:
+    """Every objective has a config at every vocabulary size, before any corpus is built (hydra
+    would otherwise fail on the first override, not on the missing config)."""
+    for name in objectives:
+        objective = OBJECTIVES[name]
+        for vocab in vocab_sizes:
+            if not os.path.isfile(os.path.join(CONFIG_DIR, objective.config_name(vocab) + ".yaml")):
+                pattern = re.escape(objective.config + ".yaml").replace(re.escape("{vocab}"), r"(\d+)")
+                sizes = sorted(int(m.group(1)) for m in map(lambda f: re.fullmatch(pattern, f), os.listdir(CONFIG_DIR)) if m)
+                raise ValueError(f"objective {name} has no config for {vocab} words ({CONFIG_DIR}/{objective.config_name(vocab)}.yaml); "
+                                 f"it has configs for {', '.join(map(str, sizes))} words")
 
 
 def _read_lines(path: str) -> List[List[str]]:
