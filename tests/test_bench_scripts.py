@@ -1,7 +1,8 @@
 """The benchmark scripts a user runs for the README's long comparisons, at the smallest size that
 still shows what they measure: word and character decipherment that learn a known mapping (UER
 beside oracle and most-frequent-unit baselines, the checkpoint chosen without labels), a missing
-config named before anything is built, and the feature-extraction benchmark's measurements.
+config named before anything is built, retrieval's methods checked against their references,
+and the feature-extraction benchmark's measurements.
 Text: Python's docstrings, which no benchmark default uses."""
 import json
 import os
@@ -63,3 +64,19 @@ def test_feature_benchmark_measures_both_writers_at_every_prefix(tmp_path):
     assert [(line.split()[0], line.split()[6]) for line in lines] == [(f"{k}x", mode) for k in (1, 2, 4) for mode in ("streaming", "in-memory")]
     assert all(float(line.split()[-2]) > 0 for line in lines)  # peak memory, MB
     assert "peak memory growth from 1x to 4x: streaming" in proc.stdout
+
+
+@pytest.mark.parametrize("noise, recall_at_1", [(0.0, (90, 100)), (1.0, (0, 20))])
+def test_retrieval_benchmark_checks_its_methods_against_the_references(tmp_path, noise, recall_at_1):
+    """The script stops if the batched DTW disagrees with dtw-python, dtaidistance with its stated
+    equivalent, or the pruned ranking's recall with the full matrix's; recall follows the
+    queries' noise (posteriors that know their signs, or nothing: chance is 2.5 % of 40)."""
+    proc = run_script("bench_retrieval.py", "--size", "40", "--large", "0", "--units", "20", "--device", "cpu", "--noise", noise, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "recall identical to the full matrix's" in proc.stdout
+    recall = json.loads(proc.stdout.split("recall@k: ")[1].splitlines()[0].replace("'", '"'))
+    low, high = recall_at_1
+    assert low <= recall["a2v_recall@1"] <= high and low <= recall["v2a_recall@1"] <= high, recall
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and " s | " in line]
+    assert [r.split(" (")[0] for r in rows] == ["| batched torch DTW, full matrix", "| dtw-python, per pair", "| dtaidistance C, parallel",
+                                                "| pruned ranking, exact recall"]
