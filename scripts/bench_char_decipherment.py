@@ -13,7 +13,8 @@ of the checkpoint the label-free speech_nll chose against the run's best, and wa
 import argparse
 import os
 
-from fairseq_signlang.tools.objective_bench import format_table, reference_baselines, train_chosen_by_speech_nll, write_results
+from fairseq_signlang.tools.objective_bench import reference_baselines, train_chosen_by_speech_nll
+from fairseq_signlang.tools.tables import format_table, write_results
 from fairseq_signlang.tools.training import run_script
 
 COLUMNS = (("sign_units", "sign units", "{}"), ("init", "EM start", "{}"), ("uer", "UER", "{:.1f}"), ("oracle_uer", "oracle UER", "{:.1f}"),

@@ -13,7 +13,8 @@ import os
 import sys
 
 from fairseq_signlang.corpora.text_sources import fortune_sentences, text_file_sentences
-from fairseq_signlang.tools.objective_bench import OBJECTIVES, PAIRINGS, check_configs, run_bench, write_results
+from fairseq_signlang.tools.objective_bench import COLUMNS, OBJECTIVES, PAIRINGS, check_configs, run_bench
+from fairseq_signlang.tools.tables import write_results
 
 
 def main():
@@ -38,7 +39,7 @@ def main():
         sys.exit(f"error: {e}")
     out = os.path.abspath(args.out)
     rows = run_bench(sentences, args.vocab, args.pairing, args.objective, out, args.seed, args.sentences, {"l1": args.l1_max_update, "decipher": args.max_update, "l1+decipher": args.max_update})
-    write_results(out, rows)
+    write_results(out, rows, COLUMNS, text_columns=3)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ FEATURES:PIECES, e.g. positions:3, the default of sign_units.py, and glove:2, th
 each k-means seed: sign units (tools/sign_lexicon.py: units_from_tracks) and the lexicon
 deciphered by tempering against the text half (induce_lexicon), as uslnet_word_sign.py runs them.
 Each row: the lexicon's accuracy per segment on the training and test clips, beside the oracle
-(each unit read as its most frequent word: the units' purity) and the most frequent word.
+(each unit read as its most frequent word: the units' purity) and the most frequent word. The
+table is printed and written to {out}/table.md, the rows to {out}/rows.json.
 
-  python scripts/bench_units.py --out outputs/bench_units --seeds 5 9 21 13
+  python scripts/bench_units.py --out outputs/bench_units --seeds 0 7 5 9 21 13 47
 """
 import argparse
 import json
@@ -17,8 +18,14 @@ import time
 from tqdm import tqdm
 
 from fairseq_signlang.corpora.uslnet_corpus import build_word_sign_corpus
-from fairseq_signlang.io.writers import atomic_open
 from fairseq_signlang.tools.sign_lexicon import SEGMENT_FEATURES, hand_tracks, induce_lexicon, units_from_tracks
+from fairseq_signlang.tools.tables import write_results
+
+COLUMNS = (("corpus_seed", "corpus seed", "{}"), ("units", "units", "{}"), ("kmeans_seed", "k-means seed", "{}"),
+           ("lexicon_accuracy_train", "lexicon, train", "{:.1f}"), ("oracle_train", "oracle, train", "{:.1f}"),
+           ("lexicon_accuracy_test", "lexicon, test", "{:.1f}"), ("oracle_test", "oracle, test", "{:.1f}"),
+           ("majority_train", "most frequent word, train", "{:.1f}"), ("majority_test", "most frequent word, test", "{:.1f}"),
+           ("seconds", "seconds", "{:.0f}"))
 
 
 def setting(text: str):
@@ -31,7 +38,7 @@ def setting(text: str):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[5, 9, 21, 13], help="corpus seeds (the tests use 0 and 7)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[5, 9, 21, 13], help="corpus seeds (tests/test_uslnet_joint.py runs seed 0's corpus)")
     ap.add_argument("--settings", type=setting, nargs="+", default=[("positions", 3), ("glove", 2)], help="FEATURES:PIECES")
     ap.add_argument("--kmeans-seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--clusters", type=int, default=40)
@@ -53,19 +60,12 @@ def main(argv=None):
             units_from_tracks(tracks, text, f"{run}/units", args.clusters, seed=kmeans_seed, features=features, pieces=pieces)
             report = induce_lexicon(f"{run}/units", text, f"{corpus}/video", f"{run}/lexicon", eval_splits=("test",))
             train, test = report["splits"]["train"], report["splits"]["test"]
-            rows.append({"corpus_seed": seed, "features": features, "pieces": pieces, "kmeans_seed": kmeans_seed,
+            rows.append({"corpus_seed": seed, "units": f"{features}:{pieces}", "features": features, "pieces": pieces, "kmeans_seed": kmeans_seed,
                          **{f"{k}_{split}": s[k] for split, s in (("train", train), ("test", test))
                             for k in ("lexicon_accuracy", "oracle", "majority")},
                          "score": round(report["score"], 1), "seconds": round(time.time() - start, 1)})
             print(json.dumps(rows[-1]), flush=True)
-    with atomic_open(os.path.join(args.out, "results.json"), encoding="utf-8") as f:
-        json.dump({"settings": {**vars(args), "settings": [f"{a}:{b}" for a, b in args.settings]}, "rows": rows}, f, indent=2)
-        f.write("\n")
-    print("| corpus seed | units | k-means seed | lexicon, train / test | oracle, train / test | most frequent word, train / test |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: |")
-    for r in rows:
-        print(f"| {r['corpus_seed']} | {r['features']}:{r['pieces']} | {r['kmeans_seed']} | {r['lexicon_accuracy_train']} / {r['lexicon_accuracy_test']} | "
-              f"{r['oracle_train']} / {r['oracle_test']} | {r['majority_train']} / {r['majority_test']} |")
+    write_results(args.out, rows, COLUMNS, text_columns=2)
 
 
 if __name__ == "__main__":

@@ -196,11 +196,11 @@ def test_units_benchmark_compares_unit_descriptions(tmp_path):
     proc = run_script("bench_units.py", "--out", tmp_path, "--seeds", "3", "--sentences", "200", "--valid", "4", "--test", "10",
                       "--clusters", "12", "--kmeans-seeds", "0", "--settings", "positions:3", "glove:1")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = json.load(open(tmp_path / "results.json"))["rows"]
+    rows = json.load(open(tmp_path / "rows.json"))
     assert [(r["features"], r["pieces"]) for r in rows] == [("positions", 3), ("glove", 1)]
     for r in rows:  # each row's units are its own: their purity is the oracle of their lexicon
         assert json.load(open(tmp_path / "seed3" / f"{r['features']}{r['pieces']}_kmeans0" / "units" / "units.json"))["splits"]["train"]["purity"] == r["oracle_train"]
         assert 0 <= r["lexicon_accuracy_train"] <= r["oracle_train"] and r["oracle_train"] > r["majority_train"] + 20, r
-    assert proc.stdout.count("| 3 |") == 2
+    assert proc.stdout.count("| 3 |") == 2 and open(tmp_path / "table.md").read().count("| 3 |") == 2
     proc = run_script("bench_units.py", "--out", tmp_path / "bad", "--settings", "pixels:2")
     assert proc.returncode != 0 and "expected FEATURES:PIECES with FEATURES one of positions, glove, got 'pixels:2'" in proc.stderr

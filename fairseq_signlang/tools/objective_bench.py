@@ -3,7 +3,6 @@ runs. Each corpus is built from text (by default Debian's fortunes, which no tes
 of two settings, each objective trained on it through fairseq-hydra-train, the checkpoint chosen
 by the label-free speech_nll, and the test split scored beside the corpus's oracle and a trivial
 baseline."""
-import json
 import os
 import re
 import shutil
@@ -16,8 +15,8 @@ import numpy as np
 
 from fairseq_signlang.corpora.synthetic.simulated_units import UnitCorpusSpec, build_unit_corpus
 from fairseq_signlang.corpora.text_sources import restrict_vocabulary
-from fairseq_signlang.io.writers import atomic_open
 from fairseq_signlang.metrics.uer import unit_error_rate
+from fairseq_signlang.tools.tables import format_table
 from fairseq_signlang.tools.training import REPO_DIR, log_records, run_hydra_train
 
 CONFIG_DIR = os.path.join(REPO_DIR, "examples", "speech2sign_u")
@@ -148,7 +147,7 @@ def run_bench(sentences, vocab_sizes: Sequence[int], pairings: Sequence[str], ob
             for name in objectives:
                 run = train_and_score(data, os.path.join(out, f"vocab{vocab}_{pairing}", name), OBJECTIVES[name], vocab, seed, max_update.get(name, 0))
                 rows.append({"vocab": vocab, "pairing": pairing, "objective": name, **corpus, **run})
-                print(format_table(rows[-1:]), flush=True)
+                print(format_table(rows[-1:], COLUMNS, text_columns=3), flush=True)
     return rows
 
 
@@ -159,21 +158,3 @@ COLUMNS = (
     ("valid_uer_chosen", "valid UER, chosen by speech_nll", "{:.1f}"), ("valid_uer_best", "best valid UER", "{:.1f}"),
     ("wall_s", "wall s", "{:.0f}"),
 )
-
-
-def format_table(rows: Sequence[Dict], columns=COLUMNS, text_columns: int = 3) -> str:
-    """A markdown table of (key, title, format) columns, the first `text_columns` left-aligned."""
-    head = "| " + " | ".join(title for _, title, _ in columns) + " |"
-    rule = "| " + " | ".join("---" if i < text_columns else "---:" for i in range(len(columns))) + " |"
-    body = ["| " + " | ".join(fmt.format(row[key]) for key, _, fmt in columns) + " |" for row in rows]
-    return "\n".join([head, rule, *body])
-
-
-def write_results(out: str, rows: Sequence[Dict], columns=COLUMNS, text_columns: int = 3) -> None:
-    """Print the table and write it to {out}/table.md, the rows to {out}/rows.json."""
-    table = format_table(rows, columns, text_columns)
-    print(table)
-    with atomic_open(os.path.join(out, "table.md")) as f:
-        f.write(table + "\n")
-    with atomic_open(os.path.join(out, "rows.json")) as f:
-        json.dump(rows, f, indent=1)
