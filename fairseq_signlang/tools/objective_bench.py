@@ -56,7 +56,7 @@ def check_configs(objectives: Sequence[str], vocab_sizes: Sequence[int]) -> None
         for vocab in vocab_sizes:
             if not os.path.isfile(os.path.join(CONFIG_DIR, objective.config_name(vocab) + ".yaml")):
                 pattern = re.escape(objective.config + ".yaml").replace(re.escape("{vocab}"), r"(\d+)")
-                sizes = sorted(int(m.group(1)) for m in map(lambda f: re.fullmatch(pattern, f), os.listdir(CONFIG_DIR)) if m)
+                sizes = sorted(int(m.group(1)) for f in os.listdir(CONFIG_DIR) if (m := re.fullmatch(pattern, f)))
                 raise ValueError(f"objective {name} has no config for {vocab} words ({CONFIG_DIR}/{objective.config_name(vocab)}.yaml); "
                                  f"it has configs for {', '.join(map(str, sizes))} words")
 

@@ -93,15 +93,19 @@ def sign_units(video_data: str, text: str, out: str, splits: Sequence[str] = ("t
     distribution come from the first split, the sentence lengths from the text corpus. A segment
     is described by the means of `pieces` equal parts of its `features` columns."""
     _check_unit_options(segmentation, features, pieces)
-    read_text_sentences(text)  # a bad text corpus is named before the video is read
-    return units_from_tracks(hand_tracks(video_data, splits, fps), text, out, clusters, segmentation, seed, features, pieces)
+    sentences = read_text_sentences(text)  # a bad text corpus is named before the video is read
+    return _units(hand_tracks(video_data, splits, fps), sentences, text, out, clusters, segmentation, seed, features, pieces)
 
 
 def units_from_tracks(tracks: HandTracks, text: str, out: str, clusters: int = 40, segmentation: str = "uniform", seed: int = 0,
                       features: str = "positions", pieces: int = 3) -> Dict:
     """sign_units on hand tracks already read; k-means is fitted on their first split."""
     _check_unit_options(segmentation, features, pieces)
-    sentences = read_text_sentences(text)
+    return _units(tracks, read_text_sentences(text), text, out, clusters, segmentation, seed, features, pieces)
+
+
+def _units(tracks: HandTracks, sentences: List[List[str]], text: str, out: str, clusters: int, segmentation: str, seed: int,
+           features: str, pieces: int) -> Dict:
     columns = list(SEGMENT_FEATURES[features])
     manifests, feats = tracks.manifests, tracks.features
     splits = list(manifests)
